@@ -1,0 +1,22 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let package = Package(
+    name: "sdlstm",
+    products: [
+        // The C library: libsdlstm.so, whose ABI is include/sdlstm.h.
+        .library(name: "sdlstm", type: .dynamic, targets: ["SDLSTMCAPI"]),
+        // The Swift wrapper over that ABI.
+        .library(name: "SDLSTM", targets: ["SDLSTM"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CSDLSTM", path: "include"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .target(name: "SDLSTMCore", dependencies: ["COpenBLAS"]),
+        .target(name: "SDLSTMCAPI", dependencies: ["CSDLSTM", "SDLSTMCore"]),
+        .target(name: "SDLSTM", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
+        .testTarget(name: "SDLSTMCoreTests", dependencies: ["SDLSTMCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SDLSTMCAPITests", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
+        .testTarget(name: "SDLSTMTests", dependencies: ["SDLSTM"], resources: [.copy("Resources")]),
+    ]
+)

@@ -1,0 +1,156 @@
+/*
+ * sdlstm — LSTM training with structured dropout, as a C library.
+ *
+ * Structured dropout (the paper's "case III") draws one keep set per time step and shares it
+ * across the mini-batch, so whole columns of the masked activations are zero and the GEMMs that
+ * consume them can skip that share of their work.
+ *
+ * Conventions
+ * - Every fallible call returns an sdlstm_status. On failure the model is unchanged and
+ *   sdlstm_last_error() describes what went wrong on this thread.
+ * - Structs that cross the ABI begin with `struct_size`; set it to sizeof(the struct) (the
+ *   *_init functions do it for you). The library reads and writes only the first struct_size
+ *   bytes, so a program built against an older header keeps working with a newer library.
+ * - Token ids are int32, batches are batch-major: element [b][t] is at index b * seq_len + t.
+ * - A model handle may be used by one thread at a time; different models are independent.
+ */
+#ifndef SDLSTM_H
+#define SDLSTM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Result of every fallible call. */
+typedef enum sdlstm_status {
+    SDLSTM_OK = 0,
+    SDLSTM_E_INVALID = 1,  /* a NULL pointer, a size or id out of range, a bad enum value */
+    SDLSTM_E_NOMEM = 2,    /* an allocation failed */
+    SDLSTM_E_IO = 3,       /* a file could not be read or written */
+    SDLSTM_E_FORMAT = 4,   /* a file is not what it claims to be */
+    SDLSTM_E_NUMERIC = 5,  /* a non-finite loss or gradient: the update was skipped */
+    SDLSTM_E_STATE = 6     /* the call does not fit the model's current state */
+} sdlstm_status;
+
+/* What the model learns. Further tasks join with new values. */
+typedef enum sdlstm_task {
+    SDLSTM_TASK_LANGUAGE_MODEL = 1  /* embedding -> stacked LSTM -> linear -> softmax */
+} sdlstm_task;
+
+/* Where a dropout mask is applied. */
+typedef enum sdlstm_site {
+    SDLSTM_SITE_INPUT = 0,     /* the embedding output entering the first LSTM layer */
+    SDLSTM_SITE_BETWEEN = 1,   /* a layer's output entering the next layer (needs >= 2 layers) */
+    SDLSTM_SITE_OUTPUT = 2,    /* the top layer's output entering the output projection */
+    SDLSTM_SITE_RECURRENT = 3  /* H(t-1) entering the recurrent weights, every layer */
+} sdlstm_site;
+
+/* How a dropout mask is drawn (the paper's 2 x 2 framework). */
+typedef enum sdlstm_policy {
+    SDLSTM_POLICY_NONE = 0,
+    SDLSTM_POLICY_VARIATIONAL = 1,      /* case I: per sample, one mask for the whole window */
+    SDLSTM_POLICY_STANDARD = 2,         /* case II: per sample, a new mask every time step */
+    SDLSTM_POLICY_STRUCTURED = 3,       /* case III: shared by the batch, new every time step */
+    SDLSTM_POLICY_STRUCTURED_FIXED = 4  /* case IV: shared by the batch, one for the window */
+} sdlstm_policy;
+
+/* The update rule. */
+typedef enum sdlstm_optimizer {
+    SDLSTM_OPTIMIZER_SGD = 1  /* plain stochastic gradient descent */
+} sdlstm_optimizer;
+
+/* The architecture of a model; fill it with sdlstm_config_init, then change what you need. */
+typedef struct sdlstm_config {
+    size_t struct_size;    /* sizeof(sdlstm_config) */
+    sdlstm_task task;
+    int32_t vocab_size;    /* input and output vocabulary (LM: 10000 for PTB) */
+    int32_t embed_size;    /* width of the embedding */
+    int32_t hidden_size;   /* width of every LSTM layer */
+    int32_t num_layers;    /* stacked LSTM layers, >= 1 */
+    float init_scale;      /* parameters start uniform in [-init_scale, init_scale] */
+    uint64_t seed;         /* seeds the initialisation and the dropout masks */
+} sdlstm_config;
+
+/* One mini-batch of token ids, batch-major. The LM predicts targets[i] from inputs[0..i]. */
+typedef struct sdlstm_batch {
+    size_t struct_size;      /* sizeof(sdlstm_batch) */
+    int32_t batch_size;      /* B >= 1 */
+    int32_t seq_len;         /* T >= 1, the truncated-BPTT window */
+    const int32_t *inputs;   /* B * T ids in [0, vocab_size) */
+    const int32_t *targets;  /* B * T ids in [0, vocab_size) */
+} sdlstm_batch;
+
+/* What a step or an evaluation measured. */
+typedef struct sdlstm_stats {
+    size_t struct_size;            /* sizeof(sdlstm_stats) */
+    double loss;                   /* mean cross-entropy per target token (nats) */
+    int64_t tokens;                /* target tokens in the batch */
+    double grad_norm;              /* global L2 norm of the gradient before clipping (step only) */
+    double skipped_macs_fraction;  /* share of the GEMM multiply-adds that structured masks removed */
+} sdlstm_stats;
+
+/* Opaque model handle. */
+typedef struct sdlstm_model sdlstm_model;
+
+/* The library version, "MAJOR.MINOR.PATCH". Never NULL. */
+const char *sdlstm_version(void);
+
+/* The message of the last failed call on this thread ("" if none). Valid until the next call. */
+const char *sdlstm_last_error(void);
+
+/* A short constant name for a status code, e.g. "SDLSTM_E_INVALID". Never NULL. */
+const char *sdlstm_status_name(sdlstm_status status);
+
+/* Fills cfg with the defaults for task (LM: PTB medium, vocab 10000, 2 x 650, init 0.05, seed 1). */
+sdlstm_status sdlstm_config_init(sdlstm_config *cfg, sdlstm_task task);
+
+/* Creates a model with freshly initialised parameters, no dropout, SGD with learning rate 1. */
+sdlstm_status sdlstm_model_create(const sdlstm_config *cfg, sdlstm_model **out);
+
+/* Frees a model and everything it owns. NULL is ignored. */
+void sdlstm_model_free(sdlstm_model *model);
+
+/* Copies the model's architecture into cfg (up to cfg->struct_size bytes). */
+sdlstm_status sdlstm_model_get_config(const sdlstm_model *model, sdlstm_config *cfg);
+
+/* The number of trainable scalars. */
+sdlstm_status sdlstm_parameter_count(const sdlstm_model *model, int64_t *out);
+
+/* Sets the dropout policy and drop probability p in [0, 1) of one site; p = 0 or NONE turns it off. */
+sdlstm_status sdlstm_set_dropout(sdlstm_model *model, sdlstm_site site, sdlstm_policy policy, float p);
+
+/* Chooses the update rule. */
+sdlstm_status sdlstm_set_optimizer(sdlstm_model *model, sdlstm_optimizer optimizer);
+
+/* Sets the learning rate (> 0) used by the next steps. The gradient is that of the mean token loss. */
+sdlstm_status sdlstm_set_learning_rate(sdlstm_model *model, float learning_rate);
+
+/* Rescales the gradient to a global L2 norm of at most max_norm; 0 turns clipping off. */
+sdlstm_status sdlstm_set_clip_norm(sdlstm_model *model, float max_norm);
+
+/* Threads used by this model's calls (>= 1). The host's BLAS setting is restored after each call.
+ * Default: the SDLSTM_NUM_THREADS environment variable at creation, else 1. */
+sdlstm_status sdlstm_set_num_threads(sdlstm_model *model, int32_t threads);
+
+/* Restarts the dropout random stream from seed. */
+sdlstm_status sdlstm_seed(sdlstm_model *model, uint64_t seed);
+
+/* One training step: forward, backward, clip, update. The LM carries its hidden state from the
+ * previous step (truncated BPTT). On SDLSTM_E_NUMERIC nothing changed, carried state included. */
+sdlstm_status sdlstm_step(sdlstm_model *model, const sdlstm_batch *batch, sdlstm_stats *stats);
+
+/* Loss without dropout and without an update; the LM carries its hidden state as in a step. */
+sdlstm_status sdlstm_evaluate(sdlstm_model *model, const sdlstm_batch *batch, sdlstm_stats *stats);
+
+/* Zeroes the carried hidden state, e.g. at the start of an epoch or before evaluating. A batch
+ * whose size differs from the carried state's fails with SDLSTM_E_STATE until this is called. */
+sdlstm_status sdlstm_reset_state(sdlstm_model *model);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SDLSTM_H */
