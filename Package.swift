@@ -13,7 +13,7 @@ let package = Package(
         .systemLibrary(name: "CSDLSTM", path: "include"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .target(name: "SDLSTMCore", dependencies: ["COpenBLAS"]),
-        .target(name: "SDLSTMCAPI", dependencies: ["CSDLSTM", "SDLSTMCore"]),
+        .target(name: "SDLSTMCAPI", dependencies: ["CSDLSTM", "SDLSTMCore"], exclude: ["sdlstm.map"]),
         .target(name: "SDLSTM", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
         .testTarget(name: "SDLSTMCoreTests", dependencies: ["SDLSTMCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SDLSTMCAPITests", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),

@@ -138,11 +138,11 @@ sdlstm_status sdlstm_set_num_threads(sdlstm_model *model, int32_t threads);
 /* Restarts the dropout random stream from seed. */
 sdlstm_status sdlstm_seed(sdlstm_model *model, uint64_t seed);
 
-/* One training step: forward, backward, clip, update. The LM carries its hidden state from the
+/* One training step (stats may be NULL): forward, backward, clip, update. The LM carries its hidden state from the
  * previous step (truncated BPTT). On SDLSTM_E_NUMERIC nothing changed, carried state included. */
 sdlstm_status sdlstm_step(sdlstm_model *model, const sdlstm_batch *batch, sdlstm_stats *stats);
 
-/* Loss without dropout and without an update; the LM carries its hidden state as in a step. */
+/* Loss without dropout and without an update (stats may be NULL); the LM carries its hidden state as in a step. */
 sdlstm_status sdlstm_evaluate(sdlstm_model *model, const sdlstm_batch *batch, sdlstm_stats *stats);
 
 /* Zeroes the carried hidden state, e.g. at the start of an epoch or before evaluating. A batch

@@ -1,0 +1,93 @@
+SHELL := /bin/bash
+# sdlstm — build, test, install and demo. `make help` lists the targets.
+
+PREFIX   ?= /usr/local
+VERSION  := 0.1.0
+CC       ?= cc
+CFLAGS   ?= -std=c11 -O2 -Wall -Wextra -pedantic
+THREADS  ?= 1
+
+# The system packages the library and its tests need (Debian names).
+DEB_PACKAGES := libopenblas-dev libhdf5-dev pkg-config
+
+LIB_SCRATCH := .build-lib
+LIB         := build/lib/libsdlstm.so
+LM          := build/bin/sdlstm-lm
+
+.PHONY: help deps lib examples test test-swift test-abi install demo clean
+
+help:
+	@echo "make demo     train a small PTB model with structured and with standard dropout"
+	@echo "make test     build and run every test"
+	@echo "make lib      build/lib/libsdlstm.so (no Swift runtime dependency)"
+	@echo "make examples build/bin/sdlstm-lm"
+	@echo "make install  PREFIX=/dir: lib/libsdlstm.so, include/sdlstm.h, lib/pkgconfig/sdlstm.pc"
+
+# Installs only what is missing; needs root (or sudo) only when something is.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "sdlstm: installing missing system packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "sdlstm: need root to run: apt-get install -y$$missing" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# A separate scratch path keeps this static-stdlib build from invalidating the test build.
+lib: deps
+	swift build -c release --product sdlstm --scratch-path $(LIB_SCRATCH) -Xswiftc -static-stdlib \
+	  -Xlinker --version-script=$(CURDIR)/Sources/SDLSTMCAPI/sdlstm.map -Xlinker -soname=libsdlstm.so
+	@mkdir -p build/lib
+	cp $$(swift build -c release --scratch-path $(LIB_SCRATCH) --show-bin-path)/libsdlstm.so $(LIB)
+
+$(LM): examples/lm/lm.c include/sdlstm.h lib
+	@mkdir -p build/bin
+	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
+
+examples: $(LM)
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libsdlstm.so
+	install -m 644 include/sdlstm.h $(DESTDIR)$(PREFIX)/include/sdlstm.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' pkgconfig/sdlstm.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sdlstm.pc
+
+test: deps test-swift test-abi
+
+# Release mode: the kernels are SIMD code that is far too slow unoptimised for the training tests.
+test-swift: deps
+	swift test -c release
+
+# The C side: the exports match the header, and an installed prefix is usable through pkg-config alone.
+test-abi: lib examples
+	@hdr=$$(grep -oE '\bsdlstm_[a-z0-9_]+[[:space:]]*\(' include/sdlstm.h | tr -d ' (' | sort -u); \
+	exp=$$(nm -D --defined-only $(LIB) | awk '$$2=="T"{print $$3}' | sort -u); \
+	if [ "$$hdr" != "$$exp" ]; then echo "exports differ from include/sdlstm.h:"; \
+	  diff <(echo "$$hdr") <(echo "$$exp"); exit 1; fi; \
+	echo "abi: libsdlstm.so exports exactly the $$(echo "$$hdr" | wc -l) functions of include/sdlstm.h"
+	@if readelf -d $(LIB) | grep -q 'libswift'; then echo "libsdlstm.so depends on the Swift runtime" >&2; exit 1; fi
+	@echo "abi: libsdlstm.so needs no Swift runtime library"
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	$(MAKE) -s install PREFIX=$$tmp >/dev/null && \
+	$(CC) $(CFLAGS) examples/quickstart.c -o $$tmp/quickstart \
+	  $$(PKG_CONFIG_PATH=$$tmp/lib/pkgconfig pkg-config --cflags --libs sdlstm) && \
+	env -u LD_LIBRARY_PATH $$tmp/quickstart && echo "abi: quickstart built from an installed prefix with pkg-config and trained"
+	$(LM) --data data/ptb --hidden 32 --layers 2 --epochs 1 --max-steps 20 --policy structured --p-nr 0.5 --p-rh 0.3 >/dev/null
+
+demo: examples
+	@echo "sdlstm demo: PTB, 2 x 200 LSTM, 1 epoch, dropout p = 0.5 on the non-recurrent sites"
+	@for pol in structured standard; do \
+	  echo "== $$pol dropout"; \
+	  $(LM) --data data/ptb --hidden 200 --layers 2 --epochs 1 --policy $$pol --p-nr 0.5 --threads $(THREADS) \
+	    | tee build/demo-$$pol.json; \
+	done
+	@python3 -c 'import json; r=[json.load(open("build/demo-%s.json" % p)) for p in ("structured","standard")]; \
+	print("%-11s %10s %9s %10s" % ("policy","valid_ppl","test_ppl","words/s")); \
+	[print("%-11s %10.1f %9.1f %10.0f" % (x["policy"],x["valid_ppl"],x["test_ppl"],x["words_per_s"])) for x in r]' \
+	  2>/dev/null || true
+
+clean:
+	rm -rf build .build $(LIB_SCRATCH)

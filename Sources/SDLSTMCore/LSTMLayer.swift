@@ -1,0 +1,192 @@
+/// One LSTM layer over a window of T steps, PyTorch's equations (gate order i, f, g, o):
+///
+///     G_t = X̃_t · W_ih + b_ih + H̃_{t-1} · W_hh + b_hh      X̃ = X ⊙ M_in,  H̃_{t-1} = H_{t-1} ⊙ M_rec,t
+///     i, f, o = σ(G_i, G_f, G_o);  g = tanh(G_g)
+///     C_t = f ⊙ C_{t-1} + i ⊙ g;   H_t = o ⊙ tanh(C_t)
+///
+/// The input mask is the non-recurrent (NR) dropout site of this layer, the recurrent mask the RH
+/// site; H_t handed upward and C_t are never masked here. All buffers are time-major (t, b, unit).
+/// The same layer serves every model: the LM stacks them, other models reverse or feed them.
+public final class LSTMLayer {
+    public let inputSize: Int
+    public let hiddenSize: Int
+    public let wih: Parameter  // D × 4H
+    public let whh: Parameter  // H × 4H
+    public let bih: Parameter  // 4H
+    public let bhh: Parameter  // 4H
+    public let inputDropout: DropoutMask
+    public let recurrentDropout: DropoutMask
+
+    private var steps = 0, batch = 0, capacity = 0
+    private var xm: Buffer     // masked input, kept for dW_ih (T × B × D)
+    private var gates: Buffer  // pre-activations, then activations i, f, g, o (T × B × 4H)
+    private var hs: Buffer     // H_0 … H_T, slot 0 the initial state ((T+1) × B × H)
+    private var cs: Buffer     // C_0 … C_T
+    private var tcs: Buffer    // tanh(C_t), T × B × H
+    private var hr: Buffer     // masked H_{t-1} for t = 0 … T-1, used only with a recurrent mask
+    private var dGates: Buffer // T × B × 4H
+    private var dh: Buffer     // B × H: gradient reaching H_{t-1} through the recurrence
+    private var dc: Buffer     // B × H: gradient reaching C_{t-1}
+    public private(set) var dx: Buffer  // gradient of the layer input, T × B × D
+    private var input: UnsafePointer<Float>?
+
+    public init(inputSize: Int, hiddenSize: Int, layer: Int) throws(SDLSTMError) {
+        self.inputSize = inputSize
+        self.hiddenSize = hiddenSize
+        wih = try Parameter("rnn.weight_ih_l\(layer)", rows: inputSize, cols: 4 * hiddenSize, transposed: true)
+        whh = try Parameter("rnn.weight_hh_l\(layer)", rows: hiddenSize, cols: 4 * hiddenSize, transposed: true)
+        bih = try Parameter("rnn.bias_ih_l\(layer)", rows: 4 * hiddenSize)
+        bhh = try Parameter("rnn.bias_hh_l\(layer)", rows: 4 * hiddenSize)
+        inputDropout = try DropoutMask(width: inputSize)
+        recurrentDropout = try DropoutMask(width: hiddenSize)
+        (xm, gates, hs, cs, tcs, hr, dGates, dh, dc, dx) =
+            (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0),
+             try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
+    }
+
+    public var parameters: [Parameter] { [wih, whh, bih, bhh] }
+
+    /// Sizes the workspaces for a window; allocates only when the window grows.
+    func prepare(steps: Int, batch: Int) throws(SDLSTMError) {
+        self.steps = steps
+        self.batch = batch
+        try inputDropout.prepare(steps: steps, batch: batch)
+        try recurrentDropout.prepare(steps: steps, batch: batch)
+        let rows = steps * batch
+        guard rows > capacity else { return }
+        let (d, h) = (inputSize, hiddenSize)
+        xm = try Buffer(rows * d)
+        gates = try Buffer(rows * 4 * h)
+        hs = try Buffer((rows + batch) * h)
+        cs = try Buffer((rows + batch) * h)
+        tcs = try Buffer(rows * h)
+        hr = try Buffer(rows * h)
+        dGates = try Buffer(rows * 4 * h)
+        dh = try Buffer(batch * h)
+        dc = try Buffer(batch * h)
+        dx = try Buffer(rows * d)
+        capacity = rows
+    }
+
+    /// H_1 … H_T of the last forward pass, T × B × H.
+    public var output: UnsafeMutablePointer<Float> { hs.ptr + batch * hiddenSize }
+    public var finalHidden: UnsafePointer<Float> { UnsafePointer(hs.ptr + steps * batch * hiddenSize) }
+    public var finalCell: UnsafePointer<Float> { UnsafePointer(cs.ptr + steps * batch * hiddenSize) }
+
+    /// Runs the window. `x` (T × B × D) must stay valid until `backward`; masks must be sampled.
+    func forward(_ x: UnsafePointer<Float>, h0: UnsafePointer<Float>, c0: UnsafePointer<Float>, dropout: Bool) {
+        let (d, h, b, g4) = (inputSize, hiddenSize, batch, 4 * hiddenSize)
+        let rows = steps * batch
+        var xin = x
+        if dropout && inputDropout.isActive {
+            for t in 0..<steps { inputDropout.apply(step: t, x + t * b * d, xm.ptr + t * b * d) }
+            xin = UnsafePointer(xm.ptr)
+        }
+        input = xin
+
+        // Input projection of all steps at once: one M = T·B GEMM instead of T small ones.
+        for r in 0..<rows {
+            let row = gates.ptr + r * g4
+            for j in 0..<g4 { row[j] = bih.value[j] + bhh.value[j] }
+        }
+        gemm(m: rows, n: g4, k: d, a: xin, lda: d, b: wih.value.ptr, ldb: g4, beta: 1, c: gates.ptr, ldc: g4)
+
+        hs.ptr.update(from: h0, count: b * h)
+        cs.ptr.update(from: c0, count: b * h)
+        let recurrentMask = dropout && recurrentDropout.isActive
+        for t in 0..<steps {
+            let hPrevious = hs.ptr + t * b * h
+            var hIn = UnsafePointer(hPrevious)
+            if recurrentMask {
+                recurrentDropout.apply(step: t, hPrevious, hr.ptr + t * b * h)
+                hIn = UnsafePointer(hr.ptr + t * b * h)
+            }
+            let gt = gates.ptr + t * b * g4
+            gemm(m: b, n: g4, k: h, a: hIn, lda: h, b: whh.value.ptr, ldb: g4, beta: 1, c: gt, ldc: g4)
+            cellForward(gt, cPrev: cs.ptr + t * b * h, c: cs.ptr + (t + 1) * b * h,
+                        tc: tcs.ptr + t * b * h, hOut: hs.ptr + (t + 1) * b * h)
+        }
+    }
+
+    private func cellForward(_ g: UnsafeMutablePointer<Float>, cPrev: UnsafeMutablePointer<Float>,
+                             c: UnsafeMutablePointer<Float>, tc: UnsafeMutablePointer<Float>,
+                             hOut: UnsafeMutablePointer<Float>) {
+        let h = hiddenSize
+        for b in 0..<batch {
+            let gi = g + b * 4 * h, gf = gi + h, gg = gf + h, go = gg + h
+            mapInPlace(gi, h, vsigmoid)
+            mapInPlace(gf, h, vsigmoid)
+            mapInPlace(gg, h, vtanh)
+            mapInPlace(go, h, vsigmoid)
+            let cp = cPrev + b * h, cn = c + b * h, tn = tc + b * h, hn = hOut + b * h
+            for j in 0..<h { cn[j] = gf[j] * cp[j] + gi[j] * gg[j] }
+            tn.update(from: cn, count: h)
+            mapInPlace(tn, h, vtanh)
+            for j in 0..<h { hn[j] = go[j] * tn[j] }
+        }
+    }
+
+    /// Backpropagates `dOut` (∂loss/∂H_t, T × B × H; consumed) through the window. Writes the
+    /// parameter gradients (overwriting them) and, if `needInputGradient`, ∂loss/∂X into `dx`.
+    /// No gradient flows into the initial state: truncated BPTT.
+    func backward(_ dOut: UnsafeMutablePointer<Float>, needInputGradient: Bool, dropout: Bool) {
+        let (d, h, b, g4) = (inputSize, hiddenSize, batch, 4 * hiddenSize)
+        let rows = steps * batch
+        let recurrentMask = dropout && recurrentDropout.isActive
+        dh.zero()
+        dc.zero()
+        for t in stride(from: steps - 1, through: 0, by: -1) {
+            let dht = dOut + t * b * h
+            for i in 0..<(b * h) { dht[i] += dh[i] }
+            cellBackward(t, dh: dht)
+            if t > 0 {
+                gemm(transB: true, m: b, n: h, k: g4, a: dGates.ptr + t * b * g4, lda: g4,
+                     b: whh.value.ptr, ldb: g4, beta: 0, c: dh.ptr, ldc: h)
+                if recurrentMask { recurrentDropout.apply(step: t, dh.ptr, dh.ptr) }
+            }
+        }
+
+        // Weight gradients as single K = T·B GEMMs over the whole window.
+        let hIn = UnsafePointer(recurrentMask ? hr.ptr : hs.ptr)
+        gemm(transA: true, m: h, n: g4, k: rows, a: hIn, lda: h, b: dGates.ptr, ldb: g4,
+             beta: 0, c: whh.grad.ptr, ldc: g4)
+        gemm(transA: true, m: d, n: g4, k: rows, a: input!, lda: d, b: dGates.ptr, ldb: g4,
+             beta: 0, c: wih.grad.ptr, ldc: g4)
+        bih.grad.zero()
+        for r in 0..<rows {
+            let row = dGates.ptr + r * g4
+            for j in 0..<g4 { bih.grad[j] += row[j] }
+        }
+        bhh.grad.copy(from: bih.grad)
+
+        if needInputGradient {
+            gemm(transB: true, m: rows, n: d, k: g4, a: dGates.ptr, lda: g4, b: wih.value.ptr, ldb: g4,
+                 beta: 0, c: dx.ptr, ldc: d)
+            if dropout && inputDropout.isActive {
+                for t in 0..<steps { inputDropout.apply(step: t, dx.ptr + t * b * d, dx.ptr + t * b * d) }
+            }
+        }
+    }
+
+    /// ∂loss/∂G_t from ∂loss/∂H_t (dht) and the carried ∂loss/∂C_t (dc, updated to ∂loss/∂C_{t-1}).
+    private func cellBackward(_ t: Int, dh dht: UnsafeMutablePointer<Float>) {
+        let h = hiddenSize, b4 = 4 * h
+        for b in 0..<batch {
+            let a = gates.ptr + (t * batch + b) * b4
+            let (i, f, g, o) = (a, a + h, a + 2 * h, a + 3 * h)
+            let dg = dGates.ptr + (t * batch + b) * b4
+            let (di, df, dgg, dO) = (dg, dg + h, dg + 2 * h, dg + 3 * h)
+            let tc = tcs.ptr + (t * batch + b) * h
+            let cPrev = cs.ptr + (t * batch + b) * h
+            let dhb = dht + b * h, dcb = dc.ptr + b * h
+            for j in 0..<h {
+                let dcj = dcb[j] + dhb[j] * o[j] * (1 - tc[j] * tc[j])
+                dO[j] = dhb[j] * tc[j] * o[j] * (1 - o[j])
+                di[j] = dcj * g[j] * i[j] * (1 - i[j])
+                dgg[j] = dcj * i[j] * (1 - g[j] * g[j])
+                df[j] = dcj * cPrev[j] * f[j] * (1 - f[j])
+                dcb[j] = dcj * f[j]
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Glibc
+
+public enum OptimizerKind: Int32, Sendable {
+    case sgd = 1
+}
+
+/// Plain SGD with global-norm clipping: θ ← θ − lr · g · min(1, clip / ‖g‖).
+public struct Optimizer: Sendable {
+    public var kind: OptimizerKind = .sgd
+    public var learningRate: Float = 1
+    public var clipNorm: Float = 0
+
+    public mutating func setLearningRate(_ lr: Float) throws(SDLSTMError) {
+        guard lr.isFinite && lr > 0 else { throw .invalid("learning_rate must be finite and > 0, got \(lr)") }
+        learningRate = lr
+    }
+
+    public mutating func setClipNorm(_ norm: Float) throws(SDLSTMError) {
+        guard norm.isFinite && norm >= 0 else { throw .invalid("max_norm must be finite and >= 0, got \(norm)") }
+        clipNorm = norm
+    }
+
+    /// Global L2 norm of the gradients, accumulated in double; the embedding counts its used rows only
+    /// (the others are zero).
+    static func gradientNorm(_ dense: [Parameter], embedding: Embedding) -> Double {
+        var sum = 0.0
+        for p in dense { sum += sumOfSquares(p.grad.ptr, p.count) }
+        for r in embedding.touchedRows {
+            sum += sumOfSquares(embedding.table.grad.ptr + Int(r) * embedding.width, embedding.width)
+        }
+        return sum.squareRoot()
+    }
+
+    func update(_ dense: [Parameter], embedding: Embedding, gradNorm: Double) {
+        var scale = learningRate
+        if clipNorm > 0 && gradNorm > Double(clipNorm) { scale *= Float(Double(clipNorm) / gradNorm) }
+        for p in dense { axpy(-scale, p.grad.ptr, p.value.ptr, p.count) }
+        for r in embedding.touchedRows {
+            let off = Int(r) * embedding.width
+            axpy(-scale, embedding.table.grad.ptr + off, embedding.table.value.ptr + off, embedding.width)
+        }
+    }
+}
+
+private func sumOfSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
+    var acc = 0.0
+    var i = 0
+    while i + 16 <= n {
+        let v = load(x + i)
+        acc += Double((v * v).sum())
+        i += 16
+    }
+    while i < n { acc += Double(x[i] * x[i]); i += 1 }
+    return acc
+}
+
+private func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    for i in 0..<n { y[i] += a * x[i] }
+}

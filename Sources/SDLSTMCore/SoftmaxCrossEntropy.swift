@@ -1,0 +1,107 @@
+import Glibc
+
+/// Output projection and softmax cross-entropy: logits = H̃ · W_out + b, H̃ = H ⊙ M_out.
+///
+/// loss = mean over the N = T·B tokens of  log Σ_v exp(z_v) − z_target;
+/// ∂loss/∂z = (softmax(z) − onehot(target)) / N, computed in place over the logits.
+public final class OutputLayer {
+    public let weight: Parameter  // H × V (PyTorch's decoder.weight is V × H)
+    public let bias: Parameter    // V
+    public let dropout: DropoutMask
+    public let inputSize: Int, vocabSize: Int
+    private var logits: Buffer
+    private var hm: Buffer
+    private(set) var dInput: Buffer
+    private var steps = 0, batch = 0
+    private var input: UnsafePointer<Float>?
+
+    init(inputSize: Int, vocabSize: Int) throws(SDLSTMError) {
+        self.inputSize = inputSize
+        self.vocabSize = vocabSize
+        weight = try Parameter("decoder.weight", rows: inputSize, cols: vocabSize, transposed: true)
+        bias = try Parameter("decoder.bias", rows: vocabSize)
+        dropout = try DropoutMask(width: inputSize)
+        (logits, hm, dInput) = (try Buffer(0), try Buffer(0), try Buffer(0))
+    }
+
+    func prepare(steps: Int, batch: Int) throws(SDLSTMError) {
+        self.steps = steps
+        self.batch = batch
+        try dropout.prepare(steps: steps, batch: batch)
+        let rows = steps * batch
+        if logits.count < rows * vocabSize {
+            logits = try Buffer(rows * vocabSize)
+            hm = try Buffer(rows * inputSize)
+            dInput = try Buffer(rows * inputSize)
+        }
+    }
+
+    /// Mean token loss of the window; `targets` batch-major. Leaves softmax probabilities behind.
+    func forward(_ h: UnsafePointer<Float>, targets: UnsafePointer<Int32>, dropout useDropout: Bool) -> Double {
+        let (n, v, d) = (steps * batch, vocabSize, inputSize)
+        var x = h
+        if useDropout && dropout.isActive {
+            for t in 0..<steps { dropout.apply(step: t, h + t * batch * d, hm.ptr + t * batch * d) }
+            x = UnsafePointer(hm.ptr)
+        }
+        input = x
+        for r in 0..<n { (logits.ptr + r * v).update(from: bias.value.ptr, count: v) }
+        gemm(m: n, n: v, k: d, a: x, lda: d, b: weight.value.ptr, ldb: v, beta: 1, c: logits.ptr, ldc: v)
+        var total = 0.0
+        for t in 0..<steps {
+            for b in 0..<batch {
+                let r = t * batch + b
+                total += softmaxRow(logits.ptr + r * v, target: Int(targets[b * steps + t]))
+            }
+        }
+        return total / Double(n)
+    }
+
+    /// Turns one row of logits into probabilities in place and returns its cross-entropy.
+    private func softmaxRow(_ z: UnsafeMutablePointer<Float>, target: Int) -> Double {
+        let v = vocabSize
+        var mx = -Float.infinity
+        for j in 0..<v { mx = max(mx, z[j]) }
+        let zTarget = z[target]
+        var sum: Float = 0
+        var i = 0
+        var acc = V16(repeating: 0)
+        let m = V16(repeating: mx)
+        while i + 16 <= v {
+            let e = vexp(load(z + i) - m)
+            store(e, z + i)
+            acc += e
+            i += 16
+        }
+        sum = acc.sum()
+        while i < v { let e = vexp(V16(repeating: z[i] - mx))[0]; z[i] = e; sum += e; i += 1 }
+        let inv = 1 / sum
+        for j in 0..<v { z[j] *= inv }
+        return Double(logf(sum)) + Double(mx) - Double(zTarget)
+    }
+
+    /// Backward of `forward`: parameter gradients (overwritten) and ∂loss/∂H into `dInput`.
+    func backward(targets: UnsafePointer<Int32>, dropout useDropout: Bool) {
+        let (n, v, d) = (steps * batch, vocabSize, inputSize)
+        let scale = 1 / Float(n)
+        for t in 0..<steps {
+            for b in 0..<batch {
+                let z = logits.ptr + (t * batch + b) * v
+                z[Int(targets[b * steps + t])] -= 1
+                for j in 0..<v { z[j] *= scale }
+            }
+        }
+        gemm(transA: true, m: d, n: v, k: n, a: input!, lda: d, b: logits.ptr, ldb: v,
+             beta: 0, c: weight.grad.ptr, ldc: v)
+        bias.grad.zero()
+        for r in 0..<n {
+            let z = logits.ptr + r * v
+            for j in 0..<v { bias.grad[j] += z[j] }
+        }
+        gemm(transB: true, m: n, n: d, k: v, a: logits.ptr, lda: v, b: weight.value.ptr, ldb: v,
+             beta: 0, c: dInput.ptr, ldc: d)
+        if useDropout && dropout.isActive {
+            for t in 0..<steps { dropout.apply(step: t, dInput.ptr + t * batch * d, dInput.ptr + t * batch * d) }
+        }
+    }
+}
