@@ -114,15 +114,17 @@ public final class LSTMLayer {
         let h = hiddenSize
         for b in 0..<batch {
             let gi = g + b * 4 * h, gf = gi + h, gg = gf + h, go = gg + h
-            mapInPlace(gi, h, vsigmoid)
-            mapInPlace(gf, h, vsigmoid)
-            mapInPlace(gg, h, vtanh)
-            mapInPlace(go, h, vsigmoid)
+            sigmoidInPlace(gi, 2 * h)  // i and f are adjacent
+            tanhInPlace(gg, h)
+            sigmoidInPlace(go, h)
             let cp = cPrev + b * h, cn = c + b * h, tn = tc + b * h, hn = hOut + b * h
-            for j in 0..<h { cn[j] = gf[j] * cp[j] + gi[j] * gg[j] }
-            tn.update(from: cn, count: h)
-            mapInPlace(tn, h, vtanh)
-            for j in 0..<h { hn[j] = go[j] * tn[j] }
+            for j in 0..<h {
+                let c = gf[j] * cp[j] + gi[j] * gg[j]
+                let tc = fastTanh(c)
+                cn[j] = c
+                tn[j] = tc
+                hn[j] = go[j] * tc
+            }
         }
     }
 

@@ -60,21 +60,18 @@ public final class OutputLayer {
     /// Turns one row of logits into probabilities in place and returns its cross-entropy.
     private func softmaxRow(_ z: UnsafeMutablePointer<Float>, target: Int) -> Double {
         let v = vocabSize
-        var mx = -Float.infinity
-        for j in 0..<v { mx = max(mx, z[j]) }
         let zTarget = z[target]
-        var sum: Float = 0
-        var i = 0
-        var acc = V16(repeating: 0)
-        let m = V16(repeating: mx)
-        while i + 16 <= v {
-            let e = vexp(load(z + i) - m)
-            store(e, z + i)
-            acc += e
-            i += 16
-        }
-        sum = acc.sum()
-        while i < v { let e = vexp(V16(repeating: z[i] - mx))[0]; z[i] = e; sum += e; i += 1 }
+        // Sixteen independent lanes: a reduction LLVM vectorises without reassociating floats.
+        var mx16 = V16(repeating: -.infinity), i = 0
+        while i + 16 <= v { mx16 = mx16.replacing(with: load(z + i), where: load(z + i) .> mx16); i += 16 }
+        var mx = mx16.max()
+        while i < v { mx = max(mx, z[i]); i += 1 }
+        for j in 0..<v { z[j] = fastExp(z[j] - mx) }
+        var sum16 = V16(repeating: 0)
+        i = 0
+        while i + 16 <= v { sum16 += load(z + i); i += 16 }
+        var sum = sum16.sum()
+        while i < v { sum += z[i]; i += 1 }
         let inv = 1 / sum
         for j in 0..<v { z[j] *= inv }
         return Double(logf(sum)) + Double(mx) - Double(zTarget)

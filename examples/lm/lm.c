@@ -1,0 +1,752 @@
+/*
+ * lm — trains a word-level LSTM language model on the Penn Treebank with sdlstm.
+ *
+ * Batching follows Zaremba et al. (2014): the token stream is cut into `batch` parallel streams
+ * and each step reads the next `bptt` tokens of every stream, so the hidden state the library
+ * carries from one step to the next belongs to the same text.
+ *
+ * Progress and per-epoch validation go to stderr; one JSON line with the results goes to stdout,
+ * so runs can be collected with `lm ... > results.jsonl`.
+ *
+ * Build: cc -std=c11 -O2 lm.c $(pkg-config --cflags --libs sdlstm) -lm -o sdlstm-lm
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sdlstm.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Arguments                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct options {
+    const char *data_dir;
+    int32_t hidden;
+    int32_t layers;
+    int32_t embed; /* 0 until parsed: then it follows --hidden */
+    int32_t epochs;
+    int64_t max_steps;
+    int32_t batch;
+    int32_t bptt;
+    double lr;
+    double lr_decay;
+    int32_t decay_after;
+    double clip;
+    double init;
+    sdlstm_policy policy;
+    const char *policy_name;
+    double p_nr;
+    double p_rh;
+    int32_t threads;
+    uint64_t seed;
+} options;
+
+static const struct {
+    const char *name;
+    sdlstm_policy policy;
+} policies[] = {
+    {"none", SDLSTM_POLICY_NONE},
+    {"variational", SDLSTM_POLICY_VARIATIONAL},
+    {"standard", SDLSTM_POLICY_STANDARD},
+    {"structured", SDLSTM_POLICY_STRUCTURED},
+    {"structured-fixed", SDLSTM_POLICY_STRUCTURED_FIXED},
+};
+
+static void usage(FILE *out) {
+    fputs(
+        "usage: lm --data DIR [options]\n"
+        "\n"
+        "Trains an LSTM language model on ptb.{train,valid,test}.txt in DIR.\n"
+        "\n"
+        "  --data DIR        directory holding ptb.train.txt, ptb.valid.txt, ptb.test.txt\n"
+        "  --hidden N        LSTM width (200)\n"
+        "  --layers N        stacked LSTM layers (2)\n"
+        "  --embed N         embedding width (= hidden)\n"
+        "  --epochs N        training epochs (1)\n"
+        "  --max-steps N     cap on training steps per epoch, 0 = no cap (0)\n"
+        "  --batch N         parallel streams (20)\n"
+        "  --bptt N          truncated-BPTT window (35)\n"
+        "  --lr F            learning rate for the mean token loss (20)\n"
+        "  --lr-decay F      factor applied to lr each epoch after --decay-after (0.5)\n"
+        "  --decay-after N   epochs trained at the full lr (4)\n"
+        "  --clip F          global gradient-norm clip, 0 = off (0.25)\n"
+        "  --init F          parameters start uniform in [-F, F] (0.1)\n"
+        "  --policy P        none|variational|standard|structured|structured-fixed (structured)\n"
+        "  --p-nr F          drop probability on INPUT, BETWEEN (layers >= 2), OUTPUT (0.5)\n"
+        "  --p-rh F          drop probability on RECURRENT, 0 = off (0)\n"
+        "  --threads N       threads used by the library (1)\n"
+        "  --seed N          initialisation and dropout seed (1)\n"
+        "  --help            this text\n",
+        out);
+}
+
+/* The message is the three parts joined, which keeps every format string a literal. */
+_Noreturn static void bad_usage(const char *a, const char *b, const char *c) {
+    fprintf(stderr, "lm: %s%s%s\n\n", a, b, c);
+    usage(stderr);
+    exit(2);
+}
+
+static int32_t parse_int(const char *flag, const char *text, long long min, long long max) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE || v < min || v > max) {
+        char range[64];
+        snprintf(range, sizeof range, "an integer in [%lld, %lld]", min, max);
+        bad_usage(flag, " needs ", range);
+    }
+    return (int32_t)v;
+}
+
+static int64_t parse_int64(const char *flag, const char *text, long long min) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE || v < min) {
+        char range[64];
+        snprintf(range, sizeof range, "an integer >= %lld", min);
+        bad_usage(flag, " needs ", range);
+    }
+    return (int64_t)v;
+}
+
+static uint64_t parse_u64(const char *flag, const char *text) {
+    char *end = NULL;
+    errno = 0;
+    /* strtoull silently negates "-1" into a huge value; refuse a sign outright. */
+    if (strchr(text, '-') != NULL) bad_usage(flag, " needs ", "a non-negative integer");
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE)
+        bad_usage(flag, " needs ", "a non-negative integer");
+    return (uint64_t)v;
+}
+
+/* Parses a finite number that must be > 0 (positive), >= 0, or a probability in [0, 1). */
+typedef enum real_range { POSITIVE, NON_NEGATIVE, PROBABILITY } real_range;
+
+static double parse_real(const char *flag, const char *text, real_range range) {
+    static const char *const need[] = {"a number > 0", "a number >= 0", "a probability in [0, 1)"};
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    /* The library takes floats, so anything beyond FLT_MAX would arrive as infinity. */
+    bool valid = end != text && *end == '\0' && errno != ERANGE && isfinite(v) && fabs(v) <= FLT_MAX;
+    if (valid) {
+        switch (range) {
+        case POSITIVE: valid = v > 0; break;
+        case NON_NEGATIVE: valid = v >= 0; break;
+        case PROBABILITY: valid = v >= 0 && v < 1; break;
+        }
+    }
+    if (!valid) bad_usage(flag, " needs ", need[range]);
+    return v;
+}
+
+static void parse_args(int argc, char **argv, options *o) {
+    *o = (options){
+        .data_dir = NULL,
+        .hidden = 200,
+        .layers = 2,
+        .embed = 0,
+        .epochs = 1,
+        .max_steps = 0,
+        .batch = 20,
+        .bptt = 35,
+        .lr = 20.0,
+        .lr_decay = 0.5,
+        .decay_after = 4,
+        .clip = 0.25,
+        .init = 0.1,
+        .policy = SDLSTM_POLICY_STRUCTURED,
+        .policy_name = "structured",
+        .p_nr = 0.5,
+        .p_rh = 0.0,
+        .threads = 1,
+        .seed = 1,
+    };
+    const long long big = INT32_MAX;
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i];
+        if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strncmp(flag, "--", 2) != 0) bad_usage("unexpected argument '", flag, "'");
+        if (i + 1 >= argc) bad_usage(flag, " needs a value", "");
+        const char *v = argv[++i];
+
+        if (strcmp(flag, "--data") == 0) o->data_dir = v;
+        else if (strcmp(flag, "--hidden") == 0) o->hidden = parse_int(flag, v, 1, big);
+        else if (strcmp(flag, "--layers") == 0) o->layers = parse_int(flag, v, 1, big);
+        else if (strcmp(flag, "--embed") == 0) o->embed = parse_int(flag, v, 1, big);
+        else if (strcmp(flag, "--epochs") == 0) o->epochs = parse_int(flag, v, 1, big);
+        else if (strcmp(flag, "--max-steps") == 0) o->max_steps = parse_int64(flag, v, 0);
+        else if (strcmp(flag, "--batch") == 0) o->batch = parse_int(flag, v, 1, big);
+        else if (strcmp(flag, "--bptt") == 0) o->bptt = parse_int(flag, v, 1, big);
+        else if (strcmp(flag, "--lr") == 0) o->lr = parse_real(flag, v, POSITIVE);
+        else if (strcmp(flag, "--lr-decay") == 0)
+            o->lr_decay = parse_real(flag, v, POSITIVE);
+        else if (strcmp(flag, "--decay-after") == 0) o->decay_after = parse_int(flag, v, 0, big);
+        else if (strcmp(flag, "--clip") == 0) o->clip = parse_real(flag, v, NON_NEGATIVE);
+        else if (strcmp(flag, "--init") == 0) o->init = parse_real(flag, v, POSITIVE);
+        else if (strcmp(flag, "--p-nr") == 0) o->p_nr = parse_real(flag, v, PROBABILITY);
+        else if (strcmp(flag, "--p-rh") == 0) o->p_rh = parse_real(flag, v, PROBABILITY);
+        else if (strcmp(flag, "--threads") == 0) o->threads = parse_int(flag, v, 1, 4096);
+        else if (strcmp(flag, "--seed") == 0) o->seed = parse_u64(flag, v);
+        else if (strcmp(flag, "--policy") == 0) {
+            size_t n = sizeof policies / sizeof policies[0], k = 0;
+            while (k < n && strcmp(v, policies[k].name) != 0) k++;
+            if (k == n) bad_usage("unknown policy '", v, "'");
+            o->policy = policies[k].policy;
+            o->policy_name = policies[k].name;
+        } else {
+            bad_usage("unknown flag '", flag, "'");
+        }
+    }
+    if (o->data_dir == NULL) bad_usage("--data DIR is required", "", "");
+    if (o->embed == 0) o->embed = o->hidden;
+    /* Without a policy nothing is dropped; reporting the default p would mislabel the run. */
+    if (o->policy == SDLSTM_POLICY_NONE) o->p_nr = o->p_rh = 0;
+    /* A batch is B * T ids in one int32-indexed buffer. */
+    if ((int64_t)o->batch * o->bptt > INT32_MAX) bad_usage("--batch * --bptt is too large", "", "");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Vocabulary                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Open-addressing hash from word to id. The words themselves live in the training text buffer,
+ * which therefore stays alive as long as the vocabulary. */
+typedef struct vocab {
+    const char **words; /* id -> word */
+    int32_t size;
+    int32_t words_cap;
+    int32_t *slots; /* hash slot -> id, -1 = empty */
+    size_t slots_cap; /* a power of two, kept at least twice size so probes stay short */
+} vocab;
+
+static uint64_t hash_word(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int32_t vocab_find(const vocab *v, const char *word) {
+    size_t mask = v->slots_cap - 1;
+    for (size_t i = hash_word(word) & mask;; i = (i + 1) & mask) {
+        int32_t id = v->slots[i];
+        if (id < 0 || strcmp(v->words[id], word) == 0) return id;
+    }
+}
+
+static bool vocab_init(vocab *v) {
+    *v = (vocab){0};
+    v->slots_cap = 1u << 14;
+    v->words_cap = 1 << 12;
+    v->slots = malloc(v->slots_cap * sizeof *v->slots);
+    v->words = malloc((size_t)v->words_cap * sizeof *v->words);
+    if (!v->slots || !v->words) return false;
+    memset(v->slots, 0xff, v->slots_cap * sizeof *v->slots);
+    return true;
+}
+
+static void vocab_free(vocab *v) {
+    free(v->slots);
+    free(v->words);
+    *v = (vocab){0};
+}
+
+static bool vocab_grow_slots(vocab *v) {
+    size_t cap = v->slots_cap * 2;
+    int32_t *slots = malloc(cap * sizeof *slots);
+    if (!slots) return false;
+    memset(slots, 0xff, cap * sizeof *slots);
+    for (int32_t id = 0; id < v->size; id++) {
+        size_t i = hash_word(v->words[id]) & (cap - 1);
+        while (slots[i] >= 0) i = (i + 1) & (cap - 1);
+        slots[i] = id;
+    }
+    free(v->slots);
+    v->slots = slots;
+    v->slots_cap = cap;
+    return true;
+}
+
+/* Returns the word's id, adding it if new; -1 when out of memory. */
+static int32_t vocab_add(vocab *v, const char *word) {
+    int32_t id = vocab_find(v, word);
+    if (id >= 0) return id;
+    if ((size_t)v->size * 2 >= v->slots_cap && !vocab_grow_slots(v)) return -1;
+    if (v->size == v->words_cap) {
+        if (v->words_cap > INT32_MAX / 2) return -1;
+        const char **words = realloc(v->words, (size_t)v->words_cap * 2 * sizeof *words);
+        if (!words) return -1;
+        v->words = words;
+        v->words_cap *= 2;
+    }
+    size_t mask = v->slots_cap - 1, i = hash_word(word) & mask;
+    while (v->slots[i] >= 0) i = (i + 1) & mask;
+    v->slots[i] = v->size;
+    v->words[v->size] = word;
+    return v->size++;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Corpus                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct corpus {
+    int32_t *ids;
+    int64_t size;
+} corpus;
+
+/* Reads a whole file into a NUL-terminated buffer. */
+static char *read_file(const char *dir, const char *name) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
+        fprintf(stderr, "lm: path too long: %s/%s\n", dir, name);
+        return NULL;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "lm: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        len += fread(buf + len, 1, cap - len - 1, f);
+        if (ferror(f)) {
+            fprintf(stderr, "lm: cannot read %s: %s\n", path, strerror(errno));
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        if (feof(f)) break;
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) free(buf);
+        buf = bigger;
+        cap *= 2;
+    }
+    fclose(f);
+    if (!buf) {
+        fputs("lm: out of memory reading the corpus\n", stderr);
+        return NULL;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+static bool corpus_push(corpus *c, int64_t *cap, int32_t id) {
+    if (c->size == *cap) {
+        int32_t *ids = realloc(c->ids, (size_t)*cap * 2 * sizeof *ids);
+        if (!ids) return false;
+        c->ids = ids;
+        *cap *= 2;
+    }
+    c->ids[c->size++] = id;
+    return true;
+}
+
+/* Turns text into ids, cutting the text in place so that each word is a C string.
+ * With grow, unseen words join the vocabulary (the training file); otherwise they become unk_id.
+ * Every line ends in <eos>, the last one too even without a trailing newline. */
+static bool tokenize(char *text, vocab *v, bool grow, int32_t eos_id, int32_t unk_id, corpus *out) {
+    int64_t cap = 1 << 16;
+    *out = (corpus){.ids = malloc((size_t)cap * sizeof(int32_t)), .size = 0};
+    if (!out->ids) goto oom;
+    char *p = text;
+    while (*p) {
+        char *line_end = strchr(p, '\n');
+        char *next = line_end ? line_end + 1 : p + strlen(p);
+        if (line_end) *line_end = '\0';
+        char *save = NULL;
+        for (char *w = strtok_r(p, " \t\r\v\f", &save); w; w = strtok_r(NULL, " \t\r\v\f", &save)) {
+            int32_t id = grow ? vocab_add(v, w) : vocab_find(v, w);
+            if (grow && id < 0) goto oom;
+            if (id < 0) id = unk_id;
+            if (!corpus_push(out, &cap, id)) goto oom;
+        }
+        if (!corpus_push(out, &cap, eos_id)) goto oom;
+        p = next;
+    }
+    return true;
+oom:
+    fputs("lm: out of memory tokenizing the corpus\n", stderr);
+    free(out->ids);
+    *out = (corpus){0};
+    return false;
+}
+
+typedef struct dataset {
+    vocab vocab;
+    char *train_text; /* owns the vocabulary's words */
+    corpus train, valid, test;
+} dataset;
+
+static void dataset_free(dataset *d) {
+    vocab_free(&d->vocab);
+    free(d->train_text);
+    free(d->train.ids);
+    free(d->valid.ids);
+    free(d->test.ids);
+    *d = (dataset){0};
+}
+
+static bool load_split(const char *dir, const char *name, dataset *d, int32_t eos, int32_t unk,
+                       corpus *out) {
+    char *text = read_file(dir, name);
+    if (!text) return false;
+    bool ok = tokenize(text, &d->vocab, false, eos, unk, out);
+    free(text);
+    return ok;
+}
+
+static bool dataset_load(const char *dir, dataset *d) {
+    *d = (dataset){0};
+    if (!vocab_init(&d->vocab)) {
+        fputs("lm: out of memory\n", stderr);
+        return false;
+    }
+    d->train_text = read_file(dir, "ptb.train.txt");
+    if (!d->train_text) return false;
+    /* <eos> has to exist before the first line ends; its id is then 0. */
+    int32_t eos = vocab_add(&d->vocab, "<eos>");
+    if (eos < 0) {
+        fputs("lm: out of memory\n", stderr);
+        return false;
+    }
+    if (!tokenize(d->train_text, &d->vocab, true, eos, -1, &d->train)) return false;
+    /* PTB's training text already contains <unk>; any other corpus gets one so that unseen
+     * valid/test words have somewhere to go. */
+    int32_t unk = vocab_add(&d->vocab, "<unk>");
+    if (unk < 0) {
+        fputs("lm: out of memory\n", stderr);
+        return false;
+    }
+    return load_split(dir, "ptb.valid.txt", d, eos, unk, &d->valid) &&
+           load_split(dir, "ptb.test.txt", d, eos, unk, &d->test);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Batching                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A corpus viewed as `batch` parallel streams of `len` tokens each; the tail that does not fill
+ * a whole column is dropped, as in Zaremba et al. */
+typedef struct batcher {
+    const int32_t *ids;
+    int32_t batch;
+    int32_t bptt;
+    int64_t len;   /* tokens per stream */
+    int64_t steps; /* windows per pass; the last one may be shorter than bptt */
+    int32_t *inputs;  /* batch * bptt, allocated once */
+    int32_t *targets; /* batch * bptt */
+} batcher;
+
+static bool batcher_init(batcher *b, const corpus *c, int32_t batch, int32_t bptt, const char *name) {
+    *b = (batcher){.ids = c->ids, .batch = batch, .bptt = bptt, .len = c->size / batch};
+    /* The last token of each stream is only ever a target. */
+    if (b->len < 2) {
+        fprintf(stderr, "lm: %s has %" PRId64 " tokens, too few for %d streams\n", name, c->size,
+                batch);
+        return false;
+    }
+    b->steps = (b->len - 1 + bptt - 1) / bptt;
+    size_t n = (size_t)batch * (size_t)bptt;
+    b->inputs = malloc(n * sizeof *b->inputs);
+    b->targets = malloc(n * sizeof *b->targets);
+    if (!b->inputs || !b->targets) {
+        fputs("lm: out of memory\n", stderr);
+        return false;
+    }
+    return true;
+}
+
+static void batcher_free(batcher *b) {
+    free(b->inputs);
+    free(b->targets);
+    *b = (batcher){0};
+}
+
+/* Fills the buffers with window `step` of every stream; stream r starts at token r * len. */
+static sdlstm_batch batcher_fill(batcher *b, int64_t step) {
+    int64_t t0 = step * b->bptt;
+    int64_t left = b->len - 1 - t0;
+    int32_t T = left < b->bptt ? (int32_t)left : b->bptt;
+    for (int32_t r = 0; r < b->batch; r++) {
+        const int32_t *src = b->ids + (int64_t)r * b->len + t0;
+        memcpy(b->inputs + (size_t)r * T, src, (size_t)T * sizeof *src);
+        memcpy(b->targets + (size_t)r * T, src + 1, (size_t)T * sizeof *src);
+    }
+    return (sdlstm_batch){
+        .struct_size = sizeof(sdlstm_batch),
+        .batch_size = b->batch,
+        .seq_len = T,
+        .inputs = b->inputs,
+        .targets = b->targets,
+    };
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Model set-up                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Reports a failed library call; returns whether the call succeeded. */
+static bool ok(sdlstm_status s, const char *what) {
+    if (s == SDLSTM_OK) return true;
+    fprintf(stderr, "lm: %s failed: %s: %s\n", what, sdlstm_status_name(s), sdlstm_last_error());
+    return false;
+}
+
+static sdlstm_model *make_model(const options *o, int32_t vocab_size) {
+    sdlstm_config cfg;
+    if (!ok(sdlstm_config_init(&cfg, SDLSTM_TASK_LANGUAGE_MODEL), "sdlstm_config_init")) return NULL;
+    cfg.vocab_size = vocab_size;
+    cfg.embed_size = o->embed;
+    cfg.hidden_size = o->hidden;
+    cfg.num_layers = o->layers;
+    cfg.init_scale = (float)o->init;
+    cfg.seed = o->seed;
+
+    sdlstm_model *m = NULL;
+    if (!ok(sdlstm_model_create(&cfg, &m), "sdlstm_model_create")) return NULL;
+
+    bool good = ok(sdlstm_set_optimizer(m, SDLSTM_OPTIMIZER_SGD), "sdlstm_set_optimizer") &&
+                ok(sdlstm_set_learning_rate(m, (float)o->lr), "sdlstm_set_learning_rate") &&
+                ok(sdlstm_set_clip_norm(m, (float)o->clip), "sdlstm_set_clip_norm") &&
+                ok(sdlstm_set_num_threads(m, o->threads), "sdlstm_set_num_threads");
+    /* Non-recurrent dropout sits wherever a layer's input is not its own past: the embedding,
+     * between layers, and before the softmax. The recurrent site is a separate knob. */
+    if (good && o->policy != SDLSTM_POLICY_NONE && o->p_nr > 0) {
+        float p = (float)o->p_nr;
+        good = ok(sdlstm_set_dropout(m, SDLSTM_SITE_INPUT, o->policy, p), "sdlstm_set_dropout(INPUT)") &&
+               (o->layers < 2 ||
+                ok(sdlstm_set_dropout(m, SDLSTM_SITE_BETWEEN, o->policy, p), "sdlstm_set_dropout(BETWEEN)")) &&
+               ok(sdlstm_set_dropout(m, SDLSTM_SITE_OUTPUT, o->policy, p), "sdlstm_set_dropout(OUTPUT)");
+    }
+    if (good && o->policy != SDLSTM_POLICY_NONE && o->p_rh > 0)
+        good = ok(sdlstm_set_dropout(m, SDLSTM_SITE_RECURRENT, o->policy, (float)o->p_rh),
+                  "sdlstm_set_dropout(RECURRENT)");
+    if (!good) {
+        sdlstm_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Evaluation                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+static double ppl_of(double loss_sum, int64_t tokens) {
+    return tokens > 0 ? exp(loss_sum / (double)tokens) : NAN;
+}
+
+/* Perplexity of a whole split, the state carried across windows from a zero start.
+ * Returns false (after reporting) when the library fails. */
+static bool evaluate(sdlstm_model *m, batcher *b, double *ppl) {
+    if (!ok(sdlstm_reset_state(m), "sdlstm_reset_state")) return false;
+    double loss_sum = 0;
+    int64_t tokens = 0;
+    for (int64_t s = 0; s < b->steps; s++) {
+        sdlstm_batch batch = batcher_fill(b, s);
+        sdlstm_stats st = {.struct_size = sizeof st};
+        if (!ok(sdlstm_evaluate(m, &batch, &st), "sdlstm_evaluate")) return false;
+        loss_sum += st.loss * (double)st.tokens;
+        tokens += st.tokens;
+    }
+    *ppl = ppl_of(loss_sum, tokens);
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Training                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct train_totals {
+    int64_t steps;          /* successful steps, all epochs */
+    int64_t numeric_skips;  /* steps the library refused with SDLSTM_E_NUMERIC */
+    int64_t tokens;         /* training tokens of successful steps */
+    double seconds;         /* time spent in training steps, evaluation excluded */
+    double skipped_sum;     /* sum over steps of skipped_macs_fraction */
+    double last_epoch_loss; /* token-weighted loss sum of the last epoch */
+    int64_t last_epoch_tokens;
+} train_totals;
+
+static void format_duration(char *out, size_t n, double s) {
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(out, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else if (t >= 60) snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(out, n, "%lds", t);
+}
+
+/* One pass over the training streams. Returns false if the library failed. */
+static bool train_epoch(sdlstm_model *m, batcher *b, const options *o, int32_t epoch, double lr,
+                        train_totals *tot) {
+    if (!ok(sdlstm_set_learning_rate(m, (float)lr), "sdlstm_set_learning_rate")) return false;
+    /* Each epoch restarts the streams at their beginnings, so the carried state from the end of
+     * the previous epoch would belong to unrelated text. */
+    if (!ok(sdlstm_reset_state(m), "sdlstm_reset_state")) return false;
+
+    int64_t steps = b->steps;
+    if (o->max_steps > 0 && o->max_steps < steps) steps = o->max_steps;
+    int64_t report_every = steps >= 10 ? steps / 10 : 1;
+
+    double epoch_loss = 0, window_loss = 0;
+    int64_t epoch_tokens = 0, window_tokens = 0;
+    double t_start = now_s();
+    for (int64_t s = 0; s < steps; s++) {
+        sdlstm_batch batch = batcher_fill(b, s);
+        sdlstm_stats st = {.struct_size = sizeof st};
+        sdlstm_status rc = sdlstm_step(m, &batch, &st);
+        if (rc == SDLSTM_E_NUMERIC) {
+            /* The library skipped the update and left the state as it was; one bad window is
+             * survivable, so note it and move on rather than lose the run. */
+            tot->numeric_skips++;
+            fprintf(stderr, "lm: warning: epoch %d step %" PRId64 ": %s: %s (update skipped)\n",
+                    epoch, s + 1, sdlstm_status_name(rc), sdlstm_last_error());
+        } else if (!ok(rc, "sdlstm_step")) {
+            return false;
+        } else {
+            epoch_loss += st.loss * (double)st.tokens;
+            epoch_tokens += st.tokens;
+            window_loss += st.loss * (double)st.tokens;
+            window_tokens += st.tokens;
+            tot->skipped_sum += st.skipped_macs_fraction;
+            tot->steps++;
+        }
+
+        if ((s + 1) % report_every == 0 || s + 1 == steps) {
+            double elapsed = now_s() - t_start;
+            double wps = elapsed > 0 ? (double)epoch_tokens / elapsed : 0;
+            char eta[32];
+            format_duration(eta, sizeof eta, elapsed / (double)(s + 1) * (double)(steps - s - 1));
+            double wl = window_tokens > 0 ? window_loss / (double)window_tokens : NAN;
+            fprintf(stderr,
+                    "epoch %d  step %" PRId64 "/%" PRId64 "  lr %.4g  loss %.4f  ppl %.2f  "
+                    "%.0f words/s  ETA %s\n",
+                    epoch, s + 1, steps, lr, wl, exp(wl), wps, eta);
+            window_loss = 0;
+            window_tokens = 0;
+        }
+    }
+    tot->seconds += now_s() - t_start;
+    tot->tokens += epoch_tokens;
+    tot->last_epoch_loss = epoch_loss;
+    tot->last_epoch_tokens = epoch_tokens;
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* JSON has no NaN or infinity; a diverged run reports null instead of invalid JSON. */
+static void json_number(const char *key, double v) {
+    if (isfinite(v)) printf(",\"%s\":%.6g", key, v);
+    else printf(",\"%s\":null", key);
+}
+
+static void print_result(const options *o, int32_t vocab_size, const train_totals *tot,
+                         double valid_ppl, double test_ppl, double seconds) {
+    printf("{\"task\":\"lm\",\"policy\":\"%s\"", o->policy_name);
+    json_number("p_nr", o->p_nr);
+    json_number("p_rh", o->p_rh);
+    printf(",\"hidden\":%d,\"layers\":%d,\"embed\":%d,\"vocab\":%d", o->hidden, o->layers, o->embed,
+           vocab_size);
+    printf(",\"batch\":%d,\"bptt\":%d,\"epochs\":%d,\"max_steps\":%" PRId64, o->batch, o->bptt,
+           o->epochs, o->max_steps);
+    json_number("lr", o->lr);
+    json_number("lr_decay", o->lr_decay);
+    printf(",\"decay_after\":%d", o->decay_after);
+    json_number("clip", o->clip);
+    json_number("init", o->init);
+    printf(",\"threads\":%d,\"seed\":%" PRIu64, o->threads, o->seed);
+    printf(",\"steps\":%" PRId64 ",\"numeric_skips\":%" PRId64, tot->steps, tot->numeric_skips);
+    json_number("train_ppl", ppl_of(tot->last_epoch_loss, tot->last_epoch_tokens));
+    json_number("valid_ppl", valid_ppl);
+    json_number("test_ppl", test_ppl);
+    json_number("words_per_s", tot->seconds > 0 ? (double)tot->tokens / tot->seconds : NAN);
+    json_number("skipped_macs_fraction", tot->steps > 0 ? tot->skipped_sum / (double)tot->steps : 0);
+    json_number("train_seconds", tot->seconds);
+    json_number("seconds", seconds);
+    printf(",\"version\":\"%s\"}\n", sdlstm_version());
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+int main(int argc, char **argv) {
+    double t0 = now_s();
+    options o;
+    parse_args(argc, argv, &o);
+
+    int status = 1;
+    dataset d = {0};
+    batcher train = {0}, valid = {0}, test = {0};
+    sdlstm_model *m = NULL;
+
+    if (!dataset_load(o.data_dir, &d)) goto done;
+    fprintf(stderr,
+            "lm: sdlstm %s; vocab %d; tokens train %" PRId64 " valid %" PRId64 " test %" PRId64 "\n",
+            sdlstm_version(), d.vocab.size, d.train.size, d.valid.size, d.test.size);
+
+    if (!batcher_init(&train, &d.train, o.batch, o.bptt, "ptb.train.txt") ||
+        !batcher_init(&valid, &d.valid, o.batch, o.bptt, "ptb.valid.txt") ||
+        !batcher_init(&test, &d.test, o.batch, o.bptt, "ptb.test.txt"))
+        goto done;
+
+    m = make_model(&o, d.vocab.size);
+    if (!m) goto done;
+    int64_t params = 0;
+    if (!ok(sdlstm_parameter_count(m, &params), "sdlstm_parameter_count")) goto done;
+    fprintf(stderr,
+            "lm: %d x %d LSTM, embed %d, %" PRId64 " parameters; policy %s p_nr %g p_rh %g; "
+            "%" PRId64 " steps per epoch\n",
+            o.layers, o.hidden, o.embed, params, o.policy_name, o.p_nr, o.p_rh,
+            o.max_steps > 0 && o.max_steps < train.steps ? o.max_steps : train.steps);
+
+    train_totals tot = {0};
+    double valid_ppl = NAN;
+    for (int32_t e = 1; e <= o.epochs; e++) {
+        int32_t decays = e > o.decay_after ? e - o.decay_after : 0;
+        double lr = o.lr * pow(o.lr_decay, decays);
+        if (!train_epoch(m, &train, &o, e, lr, &tot)) goto done;
+        if (!evaluate(m, &valid, &valid_ppl)) goto done;
+        fprintf(stderr, "epoch %d  train ppl %.2f  valid ppl %.2f\n", e,
+                ppl_of(tot.last_epoch_loss, tot.last_epoch_tokens), valid_ppl);
+    }
+    double test_ppl = NAN;
+    if (!evaluate(m, &test, &test_ppl)) goto done;
+    fprintf(stderr, "test ppl %.2f\n", test_ppl);
+
+    print_result(&o, d.vocab.size, &tot, valid_ppl, test_ppl, now_s() - t0);
+    status = 0;
+
+done:
+    sdlstm_model_free(m);
+    batcher_free(&train);
+    batcher_free(&valid);
+    batcher_free(&test);
+    dataset_free(&d);
+    return status;
+}
