@@ -28,7 +28,7 @@ int main(void) {
     int exit_code = 1;
     sdlstm_model *model = NULL;
 
-    sdlstm_config cfg;
+    sdlstm_config cfg = {.struct_size = sizeof cfg};
     CHECK(sdlstm_config_init(&cfg, SDLSTM_TASK_LANGUAGE_MODEL));
     cfg.vocab_size = VOCAB;
     cfg.hidden_size = 32;

@@ -8,9 +8,10 @@
  * Conventions
  * - Every fallible call returns an sdlstm_status. On failure the model is unchanged and
  *   sdlstm_last_error() describes what went wrong on this thread.
- * - Structs that cross the ABI begin with `struct_size`; set it to sizeof(the struct) (the
- *   *_init functions do it for you). The library reads and writes only the first struct_size
- *   bytes, so a program built against an older header keeps working with a newer library.
+ * - Structs that cross the ABI begin with `struct_size`: set it to sizeof(the struct) before
+ *   passing one in, e.g. `sdlstm_config cfg = {.struct_size = sizeof cfg};`. The library reads and
+ *   writes only the first struct_size bytes, so a program built against an older header keeps
+ *   working with a newer library; a size below this first version's is SDLSTM_E_INVALID.
  * - Token ids are int32, batches are batch-major: element [b][t] is at index b * seq_len + t.
  * - A model handle may be used by one thread at a time; different models are independent.
  */
@@ -98,16 +99,19 @@ typedef struct sdlstm_model sdlstm_model;
 /* The library version, "MAJOR.MINOR.PATCH". Never NULL. */
 const char *sdlstm_version(void);
 
-/* The message of the last failed call on this thread ("" if none). Valid until the next call. */
+/* The message of the last failed call on this thread ("" if none yet; a successful call leaves it).
+ * Valid until the next failing call on this thread. */
 const char *sdlstm_last_error(void);
 
 /* A short constant name for a status code, e.g. "SDLSTM_E_INVALID". Never NULL. */
 const char *sdlstm_status_name(sdlstm_status status);
 
-/* Fills cfg with the defaults for task (LM: PTB medium, vocab 10000, 2 x 650, init 0.05, seed 1). */
+/* Fills cfg (whose struct_size you set) with the defaults for task.
+ * LM: PTB medium, vocab 10000, embedding 650, 2 layers x 650, init 0.05, seed 1. */
 sdlstm_status sdlstm_config_init(sdlstm_config *cfg, sdlstm_task task);
 
-/* Creates a model with freshly initialised parameters, no dropout, SGD with learning rate 1. */
+/* Creates a model with freshly initialised parameters, no dropout, SGD with learning rate 1, no
+ * clipping, and a zero carried state that takes its batch size from the first batch. */
 sdlstm_status sdlstm_model_create(const sdlstm_config *cfg, sdlstm_model **out);
 
 /* Frees a model and everything it owns. NULL is ignored. */
@@ -119,13 +123,14 @@ sdlstm_status sdlstm_model_get_config(const sdlstm_model *model, sdlstm_config *
 /* The number of trainable scalars. */
 sdlstm_status sdlstm_parameter_count(const sdlstm_model *model, int64_t *out);
 
-/* Sets the dropout policy and drop probability p in [0, 1) of one site; p = 0 or NONE turns it off. */
+/* Sets the dropout policy and drop probability p in [0, 1) of one site; p = 0 or NONE turns it off.
+ * A real policy on a site the model lacks (BETWEEN with one layer) is SDLSTM_E_INVALID. */
 sdlstm_status sdlstm_set_dropout(sdlstm_model *model, sdlstm_site site, sdlstm_policy policy, float p);
 
 /* Chooses the update rule. */
 sdlstm_status sdlstm_set_optimizer(sdlstm_model *model, sdlstm_optimizer optimizer);
 
-/* Sets the learning rate (> 0) used by the next steps. The gradient is that of the mean token loss. */
+/* Sets the finite learning rate (> 0) used by the next steps. The gradient is that of the mean token loss. */
 sdlstm_status sdlstm_set_learning_rate(sdlstm_model *model, float learning_rate);
 
 /* Rescales the gradient to a global L2 norm of at most max_norm; 0 turns clipping off. */
@@ -142,7 +147,8 @@ sdlstm_status sdlstm_seed(sdlstm_model *model, uint64_t seed);
  * previous step (truncated BPTT). On SDLSTM_E_NUMERIC nothing changed, carried state included. */
 sdlstm_status sdlstm_step(sdlstm_model *model, const sdlstm_batch *batch, sdlstm_stats *stats);
 
-/* Loss without dropout and without an update (stats may be NULL); the LM carries its hidden state as in a step. */
+/* Loss without dropout and without an update (stats may be NULL); the LM carries its hidden state
+ * as in a step. A non-finite loss is SDLSTM_E_NUMERIC and leaves the carried state as it was. */
 sdlstm_status sdlstm_evaluate(sdlstm_model *model, const sdlstm_batch *batch, sdlstm_stats *stats);
 
 /* Zeroes the carried hidden state, e.g. at the start of an epoch or before evaluating. A batch

@@ -29,6 +29,7 @@ public func sdlstm_status_name(_ status: sdlstm_status) -> UnsafePointer<CChar>?
 public func sdlstm_config_init(_ cfg: UnsafeMutablePointer<sdlstm_config>?, _ task: sdlstm_task) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let out = try unwrap(cfg, "cfg")
+        try checkSize(out.pointee.struct_size, of: sdlstm_config.self, "cfg")
         guard task == SDLSTM_TASK_LANGUAGE_MODEL else { throw .invalid("task \(task.rawValue) is not a known task") }
         out.pointee = cConfig(LanguageModelConfig())
     }

@@ -85,7 +85,7 @@ public final class LanguageModel {
             throw .invalid("dropout p must be in [0, 1), got \(setting.p)")
         }
         let targets = masks(at: site)
-        guard !targets.isEmpty else {
+        guard !targets.isEmpty || !setting.isActive else {
             throw .invalid("site \(site) needs at least 2 layers; the model has \(layers.count)")
         }
         for m in targets { m.setting = setting }

@@ -12,7 +12,8 @@ final class GradientCheckTests: XCTestCase {
             for m in model.masks(at: site) { m.frozen = true }
         }
         _ = try problem.lossAndGradients()
-        let eps: Float = 1e-2
+        // eps balances truncation (O(eps²)) against float rounding of the loss (~1e-7 / eps).
+        let eps: Float = 1e-2, atol = 5e-5
         for param in model.parameters {
             let analytic = param.grad.array
             var numeric = [Double](repeating: 0, count: param.count)
@@ -33,8 +34,8 @@ final class GradientCheckTests: XCTestCase {
                 }
             }
             // A check of near-zero gradients would pass whatever the code did.
-            XCTAssertGreaterThan(numeric.map(abs).max()!, 1e-3, "\(policy) \(param.pytorchName): gradient too small to check")
-            assertClose(analytic, numeric, atol: 3e-4, rtol: 2e-2, "\(policy) \(param.pytorchName)")
+            XCTAssertGreaterThan(numeric.map(abs).max()!, 10 * atol, "\(policy) \(param.pytorchName): gradient too small to check")
+            assertClose(analytic, numeric, atol: atol, rtol: 2e-2, "\(policy) \(param.pytorchName)")
         }
     }
 

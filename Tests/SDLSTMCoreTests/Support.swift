@@ -8,7 +8,7 @@ final class Problem {
     let batchSize: Int, seqLen: Int
 
     init(vocab: Int = 7, embed: Int = 4, hidden: Int = 5, layers: Int = 2, batch: Int = 2, steps: Int = 3,
-         initScale: Float = 0.3, seed: UInt64 = 7) throws {
+         initScale: Float = 0.5, seed: UInt64 = 7) throws {
         var cfg = LanguageModelConfig()
         (cfg.vocabSize, cfg.embedSize, cfg.hiddenSize, cfg.numLayers, cfg.initScale, cfg.seed) =
             (vocab, embed, hidden, layers, initScale, seed)

@@ -517,7 +517,7 @@ static bool ok(sdlstm_status s, const char *what) {
 }
 
 static sdlstm_model *make_model(const options *o, int32_t vocab_size) {
-    sdlstm_config cfg;
+    sdlstm_config cfg = {.struct_size = sizeof cfg};
     if (!ok(sdlstm_config_init(&cfg, SDLSTM_TASK_LANGUAGE_MODEL), "sdlstm_config_init")) return NULL;
     cfg.vocab_size = vocab_size;
     cfg.embed_size = o->embed;

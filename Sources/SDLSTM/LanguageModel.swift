@@ -1,0 +1,110 @@
+import CSDLSTM
+
+/// An LSTM language model (embedding -> stacked LSTM -> linear -> softmax) trained with SGD.
+///
+/// Owns one `sdlstm_model` handle, freed on deinit. Use a model from one thread at a time.
+public final class LanguageModel {
+    private let handle: OpaquePointer
+
+    /// Creates a model with freshly initialised parameters, no dropout, SGD with learning rate 1.
+    public init(_ config: LanguageModelConfig) throws(SDLSTMError) {
+        var c = try config.cConfig()
+        var out: OpaquePointer?
+        try SDLSTMError.check(sdlstm_model_create(&c, &out))
+        guard let out else { throw SDLSTMError(.invalid, "sdlstm_model_create returned no model") }
+        handle = out
+    }
+
+    deinit { sdlstm_model_free(handle) }
+
+    /// The model's architecture, as the library reports it.
+    public var config: LanguageModelConfig {
+        var c = sdlstm_config()
+        c.struct_size = MemoryLayout<sdlstm_config>.size
+        let status = sdlstm_model_get_config(handle, &c)
+        precondition(status == SDLSTM_OK, "sdlstm_model_get_config failed: \(String(cString: sdlstm_last_error()))")
+        return LanguageModelConfig(c)
+    }
+
+    /// The number of trainable scalars.
+    public var parameterCount: Int {
+        var count: Int64 = 0
+        let status = sdlstm_parameter_count(handle, &count)
+        precondition(status == SDLSTM_OK, "sdlstm_parameter_count failed: \(String(cString: sdlstm_last_error()))")
+        return Int(count)
+    }
+
+    /// Sets the dropout policy and drop probability `p` in [0, 1) of one site; p = 0 or `.none` turns it off.
+    public func setDropout(_ policy: DropoutPolicy, p: Float, at site: DropoutSite) throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_set_dropout(handle, site.cValue, policy.cValue, p))
+    }
+
+    /// Chooses the update rule.
+    public func setOptimizer(_ optimizer: Optimizer) throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_set_optimizer(handle, optimizer.cValue))
+    }
+
+    /// Sets the learning rate (> 0) of the next steps; the gradient is that of the mean token loss.
+    public func setLearningRate(_ learningRate: Float) throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_set_learning_rate(handle, learningRate))
+    }
+
+    /// Clips the gradient to a global L2 norm of at most `maxNorm`; 0 turns clipping off.
+    public func setClipNorm(_ maxNorm: Float) throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_set_clip_norm(handle, maxNorm))
+    }
+
+    /// Threads used by this model's calls (>= 1).
+    public func setNumThreads(_ threads: Int) throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_set_num_threads(handle, try SDLSTMError.int32(threads, "threads")))
+    }
+
+    /// Restarts the dropout random stream from `seed`.
+    public func seed(_ seed: UInt64) throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_seed(handle, seed))
+    }
+
+    /// One training step (forward, backward, clip, update) on a batch-major batch:
+    /// element [b][t] of `inputs` and `targets` is at index b * seqLen + t.
+    /// The hidden state carries over from the previous step (truncated BPTT).
+    public func step(inputs: [Int32], targets: [Int32], batchSize: Int, seqLen: Int) throws(SDLSTMError) -> StepStats {
+        try run(sdlstm_step, inputs: inputs, targets: targets, batchSize: batchSize, seqLen: seqLen)
+    }
+
+    /// The loss on a batch without dropout and without an update; the hidden state carries over as in `step`.
+    public func evaluate(inputs: [Int32], targets: [Int32], batchSize: Int, seqLen: Int) throws(SDLSTMError) -> StepStats {
+        try run(sdlstm_evaluate, inputs: inputs, targets: targets, batchSize: batchSize, seqLen: seqLen)
+    }
+
+    /// Zeroes the carried hidden state, e.g. at the start of an epoch or before evaluating.
+    public func resetState() throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_reset_state(handle))
+    }
+
+    private typealias BatchCall = (OpaquePointer?, UnsafePointer<sdlstm_batch>?, UnsafeMutablePointer<sdlstm_stats>?) -> sdlstm_status
+
+    private func run(_ call: BatchCall, inputs: [Int32], targets: [Int32],
+                     batchSize: Int, seqLen: Int) throws(SDLSTMError) -> StepStats {
+        let b = try SDLSTMError.int32(batchSize, "batchSize")
+        let t = try SDLSTMError.int32(seqLen, "seqLen")
+        // Only make sure the library is never handed a too-short buffer; it validates the rest.
+        if b > 0, t > 0 {
+            let (expected, overflow) = batchSize.multipliedReportingOverflow(by: seqLen)
+            for (name, count) in [("inputs", inputs.count), ("targets", targets.count)]
+            where overflow || count != expected {
+                throw SDLSTMError(.invalid, "\(name) has \(count) ids, expected batchSize * seqLen = \(batchSize) * \(seqLen)")
+            }
+        }
+        var stats = sdlstm_stats()
+        stats.struct_size = MemoryLayout<sdlstm_stats>.size
+        let status = inputs.withUnsafeBufferPointer { inp in
+            targets.withUnsafeBufferPointer { tgt in
+                var batch = sdlstm_batch(struct_size: MemoryLayout<sdlstm_batch>.size, batch_size: b, seq_len: t,
+                                         inputs: inp.baseAddress, targets: tgt.baseAddress)
+                return call(handle, &batch, &stats)
+            }
+        }
+        try SDLSTMError.check(status)
+        return StepStats(stats)
+    }
+}
