@@ -5,7 +5,7 @@ PREFIX   ?= /usr/local
 VERSION  := 0.1.0
 CC       ?= cc
 CFLAGS   ?= -std=c11 -O2 -Wall -Wextra -pedantic
-THREADS  ?= 1
+THREADS  ?= $(shell nproc 2>/dev/null || echo 1)
 
 # The system packages the library and its tests need (Debian names).
 DEB_PACKAGES := libopenblas-dev libhdf5-dev pkg-config
@@ -77,17 +77,18 @@ test-abi: lib examples
 	env -u LD_LIBRARY_PATH $$tmp/quickstart && echo "abi: quickstart built from an installed prefix with pkg-config and trained"
 	$(LM) --data data/ptb --hidden 32 --layers 2 --epochs 1 --max-steps 20 --policy structured --p-nr 0.5 --p-rh 0.3 >/dev/null
 
+# One epoch of PTB per policy; each prints its JSON line, then the two side by side.
 demo: examples
-	@echo "sdlstm demo: PTB, 2 x 200 LSTM, 1 epoch, dropout p = 0.5 on the non-recurrent sites"
+	@echo "sdlstm demo: PTB, 2 x 200 LSTM, 1 epoch, dropout p = 0.5 on the non-recurrent sites, $(THREADS) threads"
 	@for pol in structured standard; do \
-	  echo "== $$pol dropout"; \
+	  echo "== $$pol dropout (progress on stderr)"; \
 	  $(LM) --data data/ptb --hidden 200 --layers 2 --epochs 1 --policy $$pol --p-nr 0.5 --threads $(THREADS) \
-	    | tee build/demo-$$pol.json; \
+	    | tee build/demo-$$pol.json || exit 1; \
 	done
-	@python3 -c 'import json; r=[json.load(open("build/demo-%s.json" % p)) for p in ("structured","standard")]; \
-	print("%-11s %10s %9s %10s" % ("policy","valid_ppl","test_ppl","words/s")); \
-	[print("%-11s %10.1f %9.1f %10.0f" % (x["policy"],x["valid_ppl"],x["test_ppl"],x["words_per_s"])) for x in r]' \
-	  2>/dev/null || true
+	@awk 'BEGIN { printf "\n%-11s %10s %10s %10s %8s\n", "policy", "valid_ppl", "test_ppl", "words/s", "skipped" } \
+	  { n = split($$0, kv, /[{},]/); for (i = 1; i <= n; i++) { split(kv[i], p, ":"); gsub(/"/, "", p[1]); gsub(/"/, "", p[2]); v[p[1]] = p[2] } \
+	    printf "%-11s %10.1f %10.1f %10.0f %7.0f%%\n", v["policy"], v["valid_ppl"], v["test_ppl"], v["words_per_s"], 100 * v["skipped_macs_fraction"] }' \
+	  build/demo-structured.json build/demo-standard.json
 
 clean:
 	rm -rf build .build $(LIB_SCRATCH)
