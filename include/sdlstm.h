@@ -36,9 +36,11 @@ typedef enum sdlstm_status {
     SDLSTM_E_STATE = 6     /* the call does not fit the model's current state */
 } sdlstm_status;
 
-/* What the model learns. Further tasks join with new values. */
+/* What the model learns. */
 typedef enum sdlstm_task {
-    SDLSTM_TASK_LANGUAGE_MODEL = 1  /* embedding -> stacked LSTM -> linear -> softmax */
+    SDLSTM_TASK_LANGUAGE_MODEL = 1,  /* embedding -> stacked LSTM -> linear -> softmax */
+    SDLSTM_TASK_SEQ2SEQ = 2,         /* LSTM encoder-decoder, Luong global attention, input feeding */
+    SDLSTM_TASK_TAGGER = 3           /* (character BiLSTM +) word BiLSTM -> linear (-> CRF) */
 } sdlstm_task;
 
 /* Where a dropout mask is applied. */
@@ -73,15 +75,34 @@ typedef struct sdlstm_config {
     int32_t num_layers;    /* stacked LSTM layers, >= 1 */
     float init_scale;      /* parameters start uniform in [-init_scale, init_scale] */
     uint64_t seed;         /* seeds the initialisation and the dropout masks */
+    /* SDLSTM_TASK_SEQ2SEQ: vocab_size is the source vocabulary. */
+    int32_t target_vocab_size;
+    int32_t bidirectional;     /* 1: the encoder reads both ways, hidden_size / 2 per direction */
+    int32_t input_feeding;     /* 1: the attentional vector joins the next decoder input */
+    /* SDLSTM_TASK_TAGGER: vocab_size is the word vocabulary; the word LSTM is bidirectional,
+     * hidden_size / 2 per direction. */
+    int32_t num_tags;
+    int32_t char_vocab_size;   /* 0: no character features */
+    int32_t char_embed_size;
+    int32_t char_hidden_size;  /* both directions of the character BiLSTM together */
+    int32_t use_crf;           /* 1: linear-chain CRF loss and Viterbi decoding */
 } sdlstm_config;
 
-/* One mini-batch of token ids, batch-major. The LM predicts targets[i] from inputs[0..i]. */
+/* One mini-batch of ids, batch-major. The LM predicts targets[i] from inputs[0..i]. */
 typedef struct sdlstm_batch {
     size_t struct_size;      /* sizeof(sdlstm_batch) */
     int32_t batch_size;      /* B >= 1 */
-    int32_t seq_len;         /* T >= 1, the truncated-BPTT window */
+    int32_t seq_len;         /* T >= 1: the LM's truncated-BPTT window, the source or sentence length */
     const int32_t *inputs;   /* B * T ids in [0, vocab_size) */
-    const int32_t *targets;  /* B * T ids in [0, vocab_size) */
+    const int32_t *targets;  /* LM: B * T next-token ids; tagger: B * T tag ids; seq2seq: see below */
+    const int32_t *lengths;  /* seq2seq, tagger: B row lengths in [1, T]; NULL: all T */
+    /* SDLSTM_TASK_SEQ2SEQ: targets is B * target_len target-side ids. */
+    int32_t target_len;
+    const int32_t *target_lengths;  /* B lengths in [1, target_len]; NULL: all target_len */
+    /* SDLSTM_TASK_TAGGER with character features: W characters per word, 0-padded. */
+    int32_t max_word_len;           /* W */
+    const int32_t *chars;           /* B * T * W ids; word (b, t) starts at (b * T + t) * W */
+    const int32_t *word_lengths;    /* B * T character counts in [1, W] */
 } sdlstm_batch;
 
 /* What a step or an evaluation measured. */

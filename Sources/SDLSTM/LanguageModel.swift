@@ -99,8 +99,9 @@ public final class LanguageModel {
         stats.struct_size = MemoryLayout<sdlstm_stats>.size
         let status = inputs.withUnsafeBufferPointer { inp in
             targets.withUnsafeBufferPointer { tgt in
-                var batch = sdlstm_batch(struct_size: MemoryLayout<sdlstm_batch>.size, batch_size: b, seq_len: t,
-                                         inputs: inp.baseAddress, targets: tgt.baseAddress)
+                var batch = sdlstm_batch()
+                batch.struct_size = MemoryLayout<sdlstm_batch>.size
+                (batch.batch_size, batch.seq_len, batch.inputs, batch.targets) = (b, t, inp.baseAddress, tgt.baseAddress)
                 return call(handle, &batch, &stats)
             }
         }

@@ -30,8 +30,7 @@ public func sdlstm_config_init(_ cfg: UnsafeMutablePointer<sdlstm_config>?, _ ta
     translate { () throws(SDLSTMError) in
         let out = try unwrap(cfg, "cfg")
         try checkSize(out.pointee.struct_size, of: sdlstm_config.self, "cfg")
-        guard task == SDLSTM_TASK_LANGUAGE_MODEL else { throw .invalid("task \(task.rawValue) is not a known task") }
-        out.pointee = cConfig(LanguageModelConfig())
+        out.pointee = cConfig(ModelConfig(task: try SDLSTMCAPI.task(task)))
     }
 }
 
@@ -42,15 +41,15 @@ public func sdlstm_model_create(_ cfg: UnsafePointer<sdlstm_config>?,
         let out = try unwrap(out, "out")
         let c = try unwrap(cfg, "cfg").pointee
         try checkSize(c.struct_size, of: sdlstm_config.self, "cfg")
-        let m = try LanguageModel(try coreConfig(c))
-        out.pointee = OpaquePointer(Unmanaged.passRetained(m).toOpaque())
+        let m = try makeModel(try coreConfig(c))
+        out.pointee = OpaquePointer(Unmanaged.passRetained(ModelHandle(m)).toOpaque())
     }
 }
 
 @c @implementation
 public func sdlstm_model_free(_ model: OpaquePointer?) {
     guard let model else { return }
-    Unmanaged<LanguageModel>.fromOpaque(UnsafeRawPointer(model)).release()
+    Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(model)).release()
 }
 
 @c @implementation
@@ -84,7 +83,7 @@ public func sdlstm_set_dropout(_ model: OpaquePointer?, _ site: sdlstm_site, _ p
 @c @implementation
 public func sdlstm_set_optimizer(_ model: OpaquePointer?, _ optimizer: sdlstm_optimizer) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
-        let m = try SDLSTMCAPI.model(model)
+        var m = try SDLSTMCAPI.model(model)
         guard let kind = OptimizerKind(rawValue: Int32(bitPattern: optimizer.rawValue)) else {
             throw .invalid("optimizer \(optimizer.rawValue) is not an optimizer")
         }
@@ -118,7 +117,7 @@ public func sdlstm_step(_ model: OpaquePointer?, _ batch: UnsafePointer<sdlstm_b
     translate { () throws(SDLSTMError) in
         let m = try SDLSTMCAPI.model(model)
         if let stats { try checkSize(stats.pointee.struct_size, of: sdlstm_stats.self, "stats") }
-        write(try m.step(try tokenBatch(batch)), to: stats)
+        write(try m.step(try coreBatch(batch)), to: stats)
     }
 }
 
@@ -128,7 +127,7 @@ public func sdlstm_evaluate(_ model: OpaquePointer?, _ batch: UnsafePointer<sdls
     translate { () throws(SDLSTMError) in
         let m = try SDLSTMCAPI.model(model)
         if let stats { try checkSize(stats.pointee.struct_size, of: sdlstm_stats.self, "stats") }
-        write(try m.evaluate(try tokenBatch(batch)), to: stats)
+        write(try m.evaluate(try coreBatch(batch)), to: stats)
     }
 }
 

@@ -20,37 +20,65 @@ func checkSize<T>(_ size: Int, of _: T.Type, _ name: String) throws(SDLSTMError)
     }
 }
 
-func model(_ handle: OpaquePointer?) throws(SDLSTMError) -> LanguageModel {
-    guard let handle else { throw .invalid("model is NULL") }
-    return Unmanaged<LanguageModel>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
+/// The object behind an `sdlstm_model *`.
+final class ModelHandle {
+    let model: any Model
+    init(_ model: any Model) { self.model = model }
 }
 
-func coreConfig(_ c: sdlstm_config) throws(SDLSTMError) -> LanguageModelConfig {
-    guard c.task == SDLSTM_TASK_LANGUAGE_MODEL else { throw .invalid("cfg->task \(c.task.rawValue) is not a known task") }
-    var config = LanguageModelConfig()
+func model(_ handle: OpaquePointer?) throws(SDLSTMError) -> any Model {
+    guard let handle else { throw .invalid("model is NULL") }
+    return Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue().model
+}
+
+func task(_ t: sdlstm_task) throws(SDLSTMError) -> Task {
+    guard let task = Task(rawValue: Int32(bitPattern: t.rawValue)) else { throw .invalid("task \(t.rawValue) is not a known task") }
+    return task
+}
+
+func coreConfig(_ c: sdlstm_config) throws(SDLSTMError) -> ModelConfig {
+    var config = ModelConfig(task: try task(c.task))
     config.vocabSize = Int(c.vocab_size)
     config.embedSize = Int(c.embed_size)
     config.hiddenSize = Int(c.hidden_size)
     config.numLayers = Int(c.num_layers)
     config.initScale = c.init_scale
     config.seed = c.seed
+    config.targetVocabSize = Int(c.target_vocab_size)
+    config.bidirectional = c.bidirectional != 0
+    config.inputFeeding = c.input_feeding != 0
+    config.numTags = Int(c.num_tags)
+    config.charVocabSize = Int(c.char_vocab_size)
+    config.charEmbedSize = Int(c.char_embed_size)
+    config.charHiddenSize = Int(c.char_hidden_size)
+    config.useCRF = c.use_crf != 0
     return config
 }
 
-func cConfig(_ config: LanguageModelConfig) -> sdlstm_config {
-    sdlstm_config(struct_size: MemoryLayout<sdlstm_config>.size, task: SDLSTM_TASK_LANGUAGE_MODEL,
+func cConfig(_ config: ModelConfig) -> sdlstm_config {
+    sdlstm_config(struct_size: MemoryLayout<sdlstm_config>.size, task: sdlstm_task(UInt32(config.task.rawValue)),
                   vocab_size: Int32(config.vocabSize), embed_size: Int32(config.embedSize),
                   hidden_size: Int32(config.hiddenSize), num_layers: Int32(config.numLayers),
-                  init_scale: config.initScale, seed: config.seed)
+                  init_scale: config.initScale, seed: config.seed,
+                  target_vocab_size: Int32(config.targetVocabSize), bidirectional: config.bidirectional ? 1 : 0,
+                  input_feeding: config.inputFeeding ? 1 : 0, num_tags: Int32(config.numTags),
+                  char_vocab_size: Int32(config.charVocabSize), char_embed_size: Int32(config.charEmbedSize),
+                  char_hidden_size: Int32(config.charHiddenSize), use_crf: config.useCRF ? 1 : 0)
 }
 
-func tokenBatch(_ batch: UnsafePointer<sdlstm_batch>?) throws(SDLSTMError) -> TokenBatch {
+func coreBatch(_ batch: UnsafePointer<sdlstm_batch>?) throws(SDLSTMError) -> Batch {
     let b = try unwrap(batch, "batch").pointee
     try checkSize(b.struct_size, of: sdlstm_batch.self, "batch")
-    return TokenBatch(batchSize: Int(b.batch_size), seqLen: Int(b.seq_len),
-                      inputs: try unwrap(b.inputs, "batch->inputs"), targets: try unwrap(b.targets, "batch->targets"))
+    var out = Batch(batchSize: Int(b.batch_size), seqLen: Int(b.seq_len),
+                    inputs: try unwrap(b.inputs, "batch->inputs"), targets: try unwrap(b.targets, "batch->targets"))
+    out.lengths = b.lengths
+    out.targetLen = Int(b.target_len)
+    out.targetLengths = b.target_lengths
+    out.maxWordLen = Int(b.max_word_len)
+    out.chars = b.chars
+    out.wordLengths = b.word_lengths
+    return out
 }
-
 /// Writes the stats into the caller's struct, no further than its struct_size.
 func write(_ stats: StepStats, to out: UnsafeMutablePointer<sdlstm_stats>?) {
     guard let out else { return }

@@ -1,26 +1,47 @@
-/// The architecture of a language model. Mirrors `sdlstm_config`.
-public struct LanguageModelConfig: Equatable, Sendable {
+/// What a model learns. Mirrors `sdlstm_task`.
+public enum Task: Int32, Sendable {
+    case languageModel = 1
+    case seq2seq = 2
+    case tagger = 3
+}
+
+/// The architecture of a model. Mirrors `sdlstm_config`; each task reads the fields it uses.
+public struct ModelConfig: Equatable, Sendable {
+    public var task: Task
     public var vocabSize = 10_000
     public var embedSize = 650
     public var hiddenSize = 650
     public var numLayers = 2
     public var initScale: Float = 0.05
     public var seed: UInt64 = 1
+    // Sequence to sequence.
+    public var targetVocabSize = 0
+    public var bidirectional = false
+    public var inputFeeding = false
+    // Tagger.
+    public var numTags = 0
+    public var charVocabSize = 0
+    public var charEmbedSize = 0
+    public var charHiddenSize = 0
+    public var useCRF = false
 
-    /// PTB medium (Zaremba et al. 2014): 2 × 650, vocabulary 10k, uniform ±0.05.
-    public init() {}
+    /// The defaults of a task. LM: PTB medium (Zaremba et al. 2014), 2 × 650, vocabulary 10k, ±0.05.
+    public init(task: Task = .languageModel) {
+        self.task = task
+    }
 
-    /// Every size positive and small enough that the buffers' element counts fit in Int32 BLAS indices.
+    /// Every size the task uses positive and small enough for Int32 BLAS indices.
     public func validate() throws(SDLSTMError) {
-        func check(_ name: String, _ value: Int, max: Int) throws(SDLSTMError) {
-            guard value >= 1 && value <= max else { throw .invalid("\(name) must be in 1...\(max), got \(value)") }
-        }
-        try check("vocab_size", vocabSize, max: 1 << 22)
-        try check("embed_size", embedSize, max: 1 << 16)
-        try check("hidden_size", hiddenSize, max: 1 << 16)
-        try check("num_layers", numLayers, max: 64)
+        try Self.check("vocab_size", vocabSize, max: 1 << 22)
+        try Self.check("embed_size", embedSize, max: 1 << 16)
+        try Self.check("hidden_size", hiddenSize, max: 1 << 16)
+        try Self.check("num_layers", numLayers, max: 64)
         guard initScale.isFinite && initScale >= 0 else {
             throw .invalid("init_scale must be finite and >= 0, got \(initScale)")
         }
+    }
+
+    public static func check(_ name: String, _ value: Int, min: Int = 1, max: Int) throws(SDLSTMError) {
+        guard value >= min && value <= max else { throw .invalid("\(name) must be in \(min)...\(max), got \(value)") }
     }
 }

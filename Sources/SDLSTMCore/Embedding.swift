@@ -10,7 +10,7 @@ public final class Embedding {
     private(set) var touchedRows: [Int32] = []
     private var steps = 0, batch = 0
 
-    init(vocabSize: Int, width: Int, name: String) throws(SDLSTMError) {
+    public init(vocabSize: Int, width: Int, name: String) throws(SDLSTMError) {
         self.vocabSize = vocabSize
         self.width = width
         table = try Parameter(name, rows: vocabSize, cols: width)

@@ -30,13 +30,15 @@ public final class LSTMLayer {
     public private(set) var dx: Buffer  // gradient of the layer input, T × B × D
     private var input: UnsafePointer<Float>?
 
-    public init(inputSize: Int, hiddenSize: Int, layer: Int) throws(SDLSTMError) {
+    /// Parameters are named as PyTorch's `nn.LSTM` called `name` names them: `name.weight_ih_l0`,
+    /// with `suffix` "_reverse" for the backward direction of a bidirectional LSTM.
+    public init(inputSize: Int, hiddenSize: Int, name: String, layer: Int, suffix: String = "") throws(SDLSTMError) {
         self.inputSize = inputSize
         self.hiddenSize = hiddenSize
-        wih = try Parameter("rnn.weight_ih_l\(layer)", rows: inputSize, cols: 4 * hiddenSize, transposed: true)
-        whh = try Parameter("rnn.weight_hh_l\(layer)", rows: hiddenSize, cols: 4 * hiddenSize, transposed: true)
-        bih = try Parameter("rnn.bias_ih_l\(layer)", rows: 4 * hiddenSize)
-        bhh = try Parameter("rnn.bias_hh_l\(layer)", rows: 4 * hiddenSize)
+        wih = try Parameter("\(name).weight_ih_l\(layer)\(suffix)", rows: inputSize, cols: 4 * hiddenSize, transposed: true)
+        whh = try Parameter("\(name).weight_hh_l\(layer)\(suffix)", rows: hiddenSize, cols: 4 * hiddenSize, transposed: true)
+        bih = try Parameter("\(name).bias_ih_l\(layer)\(suffix)", rows: 4 * hiddenSize)
+        bhh = try Parameter("\(name).bias_hh_l\(layer)\(suffix)", rows: 4 * hiddenSize)
         inputDropout = try DropoutMask(width: inputSize)
         recurrentDropout = try DropoutMask(width: hiddenSize)
         (xm, gates, hs, cs, tcs, hr, dGates, dh, dc, dx) =

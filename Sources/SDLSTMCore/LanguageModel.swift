@@ -1,36 +1,12 @@
-import Glibc
-
-/// A batch of token ids, batch-major ([b][t] at b * seqLen + t), as the ABI receives it.
-public struct TokenBatch {
-    public var batchSize: Int
-    public var seqLen: Int
-    public var inputs: UnsafePointer<Int32>
-    public var targets: UnsafePointer<Int32>
-
-    public init(batchSize: Int, seqLen: Int, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>) {
-        self.batchSize = batchSize
-        self.seqLen = seqLen
-        self.inputs = inputs
-        self.targets = targets
-    }
-}
-
-public struct StepStats: Equatable, Sendable {
-    public var loss: Double = 0
-    public var tokens: Int = 0
-    public var gradNorm: Double = 0
-    public var skippedMACsFraction: Double = 0
-}
-
 /// Word-level LM: embedding → stacked LSTM layers → linear → softmax cross-entropy, trained with
 /// truncated BPTT (the hidden state of one batch starts the next).
-public final class LanguageModel {
-    public let config: LanguageModelConfig
+public final class LanguageModel: Model {
+    public let config: ModelConfig
     public let embedding: Embedding
     public let layers: [LSTMLayer]
     public let output: OutputLayer
     public var optimizer = Optimizer()
-    public private(set) var numThreads: Int
+    public var numThreads = defaultThreads()
     public var rng = Random(seed: 0)
 
     private var stateH: [Buffer] = [], stateC: [Buffer] = []
@@ -38,39 +14,31 @@ public final class LanguageModel {
     public private(set) var carriedBatch: Int?
     private var zeros: Buffer
 
-    public init(_ config: LanguageModelConfig) throws(SDLSTMError) {
+    public init(_ config: ModelConfig) throws(SDLSTMError) {
+        guard config.task == .languageModel else { throw .invalid("not a language-model config") }
         try config.validate()
         self.config = config
         embedding = try Embedding(vocabSize: config.vocabSize, width: config.embedSize, name: "embedding.weight")
         var layers: [LSTMLayer] = []
         for l in 0..<config.numLayers {
             layers.append(try LSTMLayer(inputSize: l == 0 ? config.embedSize : config.hiddenSize,
-                                        hiddenSize: config.hiddenSize, layer: l))
+                                        hiddenSize: config.hiddenSize, name: "rnn", layer: l))
         }
         self.layers = layers
-        output = try OutputLayer(inputSize: config.hiddenSize, vocabSize: config.vocabSize)
-        numThreads = LanguageModel.defaultThreads()
+        output = try OutputLayer(inputSize: config.hiddenSize, vocabSize: config.vocabSize, name: "decoder")
         zeros = try Buffer(0)
         var initRNG = Random(seed: config.seed)
         for p in parameters { p.initUniform(scale: config.initScale, rng: &initRNG) }
         rng = initRNG
     }
 
-    private static func defaultThreads() -> Int {
-        guard let s = getenv("SDLSTM_NUM_THREADS"), let n = Int(String(cString: s)), n >= 1 else { return 1 }
-        return min(n, 256)
-    }
-
-    /// Every parameter, in PyTorch's `state_dict` order.
     public var parameters: [Parameter] {
         [embedding.table] + layers.flatMap(\.parameters) + [output.weight, output.bias]
     }
 
-    private var denseParameters: [Parameter] { layers.flatMap(\.parameters) + [output.weight, output.bias] }
+    public var embeddings: [Embedding] { [embedding] }
 
-    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
-
-    /// The masks a site drives: one per layer for `between` (layers 1…) and `recurrent`.
+    /// Input: the first layer's input; between: layers 1…; recurrent: every layer.
     public func masks(at site: DropoutSite) -> [DropoutMask] {
         switch site {
         case .input: return [layers[0].inputDropout]
@@ -80,80 +48,38 @@ public final class LanguageModel {
         }
     }
 
-    public func setDropout(_ setting: DropoutSetting, at site: DropoutSite) throws(SDLSTMError) {
-        guard setting.p.isFinite && setting.p >= 0 && setting.p < 1 else {
-            throw .invalid("dropout p must be in [0, 1), got \(setting.p)")
-        }
-        let targets = masks(at: site)
-        guard !targets.isEmpty || !setting.isActive else {
-            throw .invalid("site \(site) needs at least 2 layers; the model has \(layers.count)")
-        }
-        for m in targets { m.setting = setting }
-    }
-
-    public func dropout(at site: DropoutSite) -> DropoutSetting {
-        masks(at: site).first?.setting ?? DropoutSetting()
-    }
-
     public func resetState() { carriedBatch = nil }
 
-    public func setNumThreads(_ n: Int) throws(SDLSTMError) {
-        guard n >= 1 && n <= 256 else { throw .invalid("threads must be in 1...256, got \(n)") }
-        numThreads = n
-    }
-
-    public func seed(_ seed: UInt64) { rng = Random(seed: seed) }
-
-    // MARK: - Training and evaluation
-
-    public func step(_ batch: TokenBatch) throws(SDLSTMError) -> StepStats {
-        try withBLASThreads(numThreads) { () throws(SDLSTMError) -> StepStats in try trainStep(batch) }
-    }
-
-    public func evaluate(_ batch: TokenBatch) throws(SDLSTMError) -> StepStats {
-        try withBLASThreads(numThreads) { () throws(SDLSTMError) -> StepStats in
-            try prepare(batch)
-            let loss = forward(batch, dropout: false)
-            guard loss.isFinite else { throw .numeric("evaluation loss is \(loss)") }
-            commitState(batch.batchSize)
-            return StepStats(loss: loss, tokens: batch.batchSize * batch.seqLen)
-        }
-    }
-
-    private func trainStep(_ batch: TokenBatch) throws(SDLSTMError) -> StepStats {
-        let savedRNG = rng
-        let loss = try lossAndGradients(batch)
-        guard loss.isFinite else {
-            rng = savedRNG
-            throw .numeric("training loss is \(loss); the update was skipped")
-        }
-        let norm = Optimizer.gradientNorm(denseParameters, embedding: embedding)
-        guard norm.isFinite else {
-            rng = savedRNG
-            throw .numeric("gradient norm is \(norm); the update was skipped")
-        }
-        optimizer.update(denseParameters, embedding: embedding, gradNorm: norm)
-        commitState(batch.batchSize)
-        return StepStats(loss: loss, tokens: batch.seqLen * batch.batchSize, gradNorm: norm,
-                         skippedMACsFraction: skippedMACsFraction(batch.seqLen))
-    }
-
-    /// Training loss with this window's masks, and the gradients of every parameter left in their
-    /// `grad` buffers; changes neither the parameters nor the carried state.
-    public func lossAndGradients(_ batch: TokenBatch) throws(SDLSTMError) -> Double {
-        let loss = try trainingLoss(batch)
-        if loss.isFinite { backward(batch) }
-        return loss
+    public func lossAndGradients(_ batch: Batch) throws(SDLSTMError) -> StepStats {
+        var stats = try trainingLoss(batch)
+        guard stats.loss.isFinite else { return stats }
+        backward(batch)
+        stats.skippedMACsFraction = skippedMACsFraction(batch.seqLen)
+        return stats
     }
 
     /// Training loss (dropout on) without gradients; with frozen masks, a function of the parameters
     /// alone — what a finite-difference check needs.
-    public func trainingLoss(_ batch: TokenBatch) throws(SDLSTMError) -> Double {
+    public func trainingLoss(_ batch: Batch) throws(SDLSTMError) -> StepStats {
         try prepare(batch)
-        for site in DropoutSite.allCases {
-            for m in masks(at: site) { m.sample(steps: batch.seqLen, batch: batch.batchSize, rng: &rng) }
+        sampleMasks(steps: batch.seqLen, batch: batch.batchSize)
+        return StepStats(loss: forward(batch, dropout: true), tokens: batch.batchSize * batch.seqLen)
+    }
+
+    public func evaluationLoss(_ batch: Batch) throws(SDLSTMError) -> StepStats {
+        try prepare(batch)
+        let loss = forward(batch, dropout: false)
+        if loss.isFinite { commitState(batch) }
+        return StepStats(loss: loss, tokens: batch.batchSize * batch.seqLen)
+    }
+
+    public func commitState(_ batch: Batch) {
+        let n = batch.batchSize * config.hiddenSize
+        for (l, layer) in layers.enumerated() {
+            stateH[l].ptr.update(from: layer.finalHidden, count: n)
+            stateC[l].ptr.update(from: layer.finalCell, count: n)
         }
-        return forward(batch, dropout: true)
+        carriedBatch = batch.batchSize
     }
 
     /// The carried hidden and cell state per layer (B × H each), nil while it is zero.
@@ -177,19 +103,11 @@ public final class LanguageModel {
     }
 
     /// Validates the batch and sizes every workspace for it (allocating only when it grows).
-    private func prepare(_ batch: TokenBatch) throws(SDLSTMError) {
+    private func prepare(_ batch: Batch) throws(SDLSTMError) {
         let (t, b) = (batch.seqLen, batch.batchSize)
-        guard b >= 1 && t >= 1 else { throw .invalid("batch_size and seq_len must be >= 1, got \(b) and \(t)") }
-        let widest = max(config.vocabSize, 4 * config.hiddenSize, config.embedSize)
-        guard t.multipliedReportingOverflow(by: b).partialValue <= Int(Int32.max) / widest,
-              !t.multipliedReportingOverflow(by: b).overflow else {
-            throw .invalid("batch_size × seq_len = \(b) × \(t) is too large for this model")
-        }
-        for (name, ids) in [("inputs", batch.inputs), ("targets", batch.targets)] {
-            for i in 0..<(t * b) where ids[i] < 0 || Int(ids[i]) >= config.vocabSize {
-                throw .invalid("\(name)[\(i)] = \(ids[i]) is outside [0, \(config.vocabSize))")
-            }
-        }
+        try checkBatchShape(batch, widest: max(config.vocabSize, 4 * config.hiddenSize, config.embedSize))
+        try checkIDs(batch.inputs, count: t * b, below: config.vocabSize, "inputs")
+        try checkIDs(batch.targets, count: t * b, below: config.vocabSize, "targets")
         if let carried = carriedBatch, carried != b {
             throw .state("the carried hidden state has batch size \(carried), this batch \(b); call sdlstm_reset_state first")
         }
@@ -210,7 +128,7 @@ public final class LanguageModel {
         zeros = try Buffer(b * config.hiddenSize)
     }
 
-    private func forward(_ batch: TokenBatch, dropout: Bool) -> Double {
+    private func forward(_ batch: Batch, dropout: Bool) -> Double {
         var x = UnsafePointer(embedding.forward(batch.inputs))
         for (l, layer) in layers.enumerated() {
             let h0 = carriedBatch == nil ? zeros.ptr : stateH[l].ptr
@@ -221,7 +139,7 @@ public final class LanguageModel {
         return output.forward(x, targets: batch.targets, dropout: dropout)
     }
 
-    private func backward(_ batch: TokenBatch) {
+    private func backward(_ batch: Batch) {
         output.backward(targets: batch.targets, dropout: true)
         var dOut = output.dInput.ptr
         for layer in layers.reversed() {
@@ -231,31 +149,49 @@ public final class LanguageModel {
         embedding.backward(batch.inputs, dOut)
     }
 
-    private func commitState(_ b: Int) {
-        let n = b * config.hiddenSize
-        for (l, layer) in layers.enumerated() {
-            stateH[l].ptr.update(from: layer.finalHidden, count: n)
-            stateC[l].ptr.update(from: layer.finalCell, count: n)
-        }
-        carriedBatch = b
-    }
-
     /// Multiply-adds of this step's GEMMs (forward, backward-data, weight-gradient) that the
     /// structured masks make unnecessary, as a share of all of them.
     private func skippedMACsFraction(_ t: Int) -> Double {
-        var total = 0, skipped = 0
-        let all = 0..<t, afterFirst = 1..<t
-        func consumer(_ mask: DropoutMask, outputs n: Int, backwardData: Range<Int>) {
-            let b = mask.batch, d = mask.width
-            total += b * d * n * (2 * all.count + backwardData.count)
-            skipped += mask.skippableMACs(outputs: n, steps: all) * 2
-                + mask.skippableMACs(outputs: n, steps: backwardData)
-        }
+        var count = MACCount()
         for layer in layers {
-            consumer(layer.inputDropout, outputs: 4 * layer.hiddenSize, backwardData: all)
-            consumer(layer.recurrentDropout, outputs: 4 * layer.hiddenSize, backwardData: afterFirst)
+            count.add(layer.inputDropout, outputs: 4 * layer.hiddenSize, steps: t, backwardData: 0..<t)
+            count.add(layer.recurrentDropout, outputs: 4 * layer.hiddenSize, steps: t, backwardData: 1..<t)
         }
-        consumer(output.dropout, outputs: output.vocabSize, backwardData: all)
-        return total == 0 ? 0 : Double(skipped) / Double(total)
+        count.add(output.dropout, outputs: output.vocabSize, steps: t, backwardData: 0..<t)
+        return count.skippedFraction
+    }
+}
+
+/// Tallies the GEMM multiply-adds of a step and those its structured masks make unnecessary.
+public struct MACCount {
+    public private(set) var total = 0, skipped = 0
+
+    public init() {}
+
+    /// A GEMM with `outputs` columns consuming the masked operand: forward and weight-gradient over
+    /// all steps, backward-data over `backwardData`.
+    public mutating func add(_ mask: DropoutMask, outputs n: Int, steps t: Int, backwardData: Range<Int>) {
+        let b = mask.batch, d = mask.width
+        total += b * d * n * (2 * t + backwardData.count)
+        skipped += mask.skippableMACs(outputs: n, steps: 0..<t) * 2 + mask.skippableMACs(outputs: n, steps: backwardData)
+    }
+
+    public var skippedFraction: Double { total == 0 ? 0 : Double(skipped) / Double(total) }
+}
+
+/// Batch sizes positive and small enough that every buffer's element count fits in Int32.
+func checkBatchShape(_ batch: Batch, widest: Int) throws(SDLSTMError) {
+    let (t, b) = (batch.seqLen, batch.batchSize)
+    guard b >= 1 && t >= 1 else { throw .invalid("batch_size and seq_len must be >= 1, got \(b) and \(t)") }
+    let (rows, overflow) = t.multipliedReportingOverflow(by: b)
+    guard !overflow, rows <= Int(Int32.max) / widest else {
+        throw .invalid("batch_size × seq_len = \(b) × \(t) is too large for this model")
+    }
+}
+
+/// Every id in [0, bound).
+func checkIDs(_ ids: UnsafePointer<Int32>, count: Int, below bound: Int, _ name: String) throws(SDLSTMError) {
+    for i in 0..<count where ids[i] < 0 || Int(ids[i]) >= bound {
+        throw .invalid("\(name)[\(i)] = \(ids[i]) is outside [0, \(bound))")
     }
 }

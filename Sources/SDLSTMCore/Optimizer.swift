@@ -22,22 +22,24 @@ public struct Optimizer: Sendable {
 
     /// Global L2 norm of the gradients, accumulated in double; the embedding counts its used rows only
     /// (the others are zero).
-    static func gradientNorm(_ dense: [Parameter], embedding: Embedding) -> Double {
+    static func gradientNorm(_ dense: [Parameter], embeddings: [Embedding]) -> Double {
         var sum = 0.0
         for p in dense { sum += sumOfSquares(p.grad.ptr, p.count) }
-        for r in embedding.touchedRows {
-            sum += sumOfSquares(embedding.table.grad.ptr + Int(r) * embedding.width, embedding.width)
+        for e in embeddings {
+            for r in e.touchedRows { sum += sumOfSquares(e.table.grad.ptr + Int(r) * e.width, e.width) }
         }
         return sum.squareRoot()
     }
 
-    func update(_ dense: [Parameter], embedding: Embedding, gradNorm: Double) {
+    func update(_ dense: [Parameter], embeddings: [Embedding], gradNorm: Double) {
         var scale = learningRate
         if clipNorm > 0 && gradNorm > Double(clipNorm) { scale *= Float(Double(clipNorm) / gradNorm) }
         for p in dense { axpy(-scale, p.grad.ptr, p.value.ptr, p.count) }
-        for r in embedding.touchedRows {
-            let off = Int(r) * embedding.width
-            axpy(-scale, embedding.table.grad.ptr + off, embedding.table.value.ptr + off, embedding.width)
+        for e in embeddings {
+            for r in e.touchedRows {
+                let off = Int(r) * e.width
+                axpy(-scale, e.table.grad.ptr + off, e.table.value.ptr + off, e.width)
+            }
         }
     }
 }

@@ -15,11 +15,12 @@ public final class OutputLayer {
     private var steps = 0, batch = 0
     private var input: UnsafePointer<Float>?
 
-    init(inputSize: Int, vocabSize: Int) throws(SDLSTMError) {
+    /// Parameters named as a PyTorch `nn.Linear` called `name`: `name.weight` (V × H), `name.bias`.
+    public init(inputSize: Int, vocabSize: Int, name: String) throws(SDLSTMError) {
         self.inputSize = inputSize
         self.vocabSize = vocabSize
-        weight = try Parameter("decoder.weight", rows: inputSize, cols: vocabSize, transposed: true)
-        bias = try Parameter("decoder.bias", rows: vocabSize)
+        weight = try Parameter("\(name).weight", rows: inputSize, cols: vocabSize, transposed: true)
+        bias = try Parameter("\(name).bias", rows: vocabSize)
         dropout = try DropoutMask(width: inputSize)
         (logits, hm, dInput) = (try Buffer(0), try Buffer(0), try Buffer(0))
     }

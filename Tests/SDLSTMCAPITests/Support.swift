@@ -59,8 +59,9 @@ struct Batch {
                  _ body: (UnsafePointer<sdlstm_batch>) -> R) -> R {
         inputs.withUnsafeBufferPointer { inp in
             targets.withUnsafeBufferPointer { tgt in
-                var b = sdlstm_batch(struct_size: MemoryLayout<sdlstm_batch>.size, batch_size: batchSize,
-                                     seq_len: seqLen, inputs: inp.baseAddress, targets: tgt.baseAddress)
+                var b = sdlstm_batch()
+                b.struct_size = MemoryLayout<sdlstm_batch>.size
+                (b.batch_size, b.seq_len, b.inputs, b.targets) = (batchSize, seqLen, inp.baseAddress, tgt.baseAddress)
                 edit(&b)
                 return body(&b)
             }

@@ -21,7 +21,7 @@ final class GoldenTests: XCTestCase {
 
     func run(_ name: String) throws {
         let f = try load(name)
-        var cfg = LanguageModelConfig()
+        var cfg = ModelConfig()
         (cfg.vocabSize, cfg.embedSize, cfg.hiddenSize, cfg.numLayers) =
             (f.int("vocab"), f.int("embed"), f.int("hidden"), f.int("layers"))
         let model = try LanguageModel(cfg)
@@ -49,7 +49,7 @@ final class GoldenTests: XCTestCase {
         let inputs = f.ints("inputs"), targets = f.ints("targets")
         let loss = try inputs.withUnsafeBufferPointer { i in
             try targets.withUnsafeBufferPointer { tg in
-                try model.lossAndGradients(TokenBatch(batchSize: b, seqLen: t, inputs: i.baseAddress!, targets: tg.baseAddress!))
+                try model.lossAndGradients(Batch(batchSize: b, seqLen: t, inputs: i.baseAddress!, targets: tg.baseAddress!)).loss
             }
         }
         XCTAssertEqual(loss, f["loss"] as! Double, accuracy: 1e-5 * (f["loss"] as! Double), "\(name): loss")

@@ -9,7 +9,7 @@ final class Problem {
 
     init(vocab: Int = 7, embed: Int = 4, hidden: Int = 5, layers: Int = 2, batch: Int = 2, steps: Int = 3,
          initScale: Float = 0.5, seed: UInt64 = 7) throws {
-        var cfg = LanguageModelConfig()
+        var cfg = ModelConfig()
         (cfg.vocabSize, cfg.embedSize, cfg.hiddenSize, cfg.numLayers, cfg.initScale, cfg.seed) =
             (vocab, embed, hidden, layers, initScale, seed)
         model = try LanguageModel(cfg)
@@ -24,17 +24,17 @@ final class Problem {
         try model.setCarriedState(h: state(), c: state(), batchSize: batch)
     }
 
-    func withBatch<R>(_ body: (TokenBatch) throws -> R) rethrows -> R {
+    func withBatch<R>(_ body: (Batch) throws -> R) rethrows -> R {
         try inputs.withUnsafeBufferPointer { i in
             try targets.withUnsafeBufferPointer { t in
-                try body(TokenBatch(batchSize: batchSize, seqLen: seqLen, inputs: i.baseAddress!, targets: t.baseAddress!))
+                try body(Batch(batchSize: batchSize, seqLen: seqLen, inputs: i.baseAddress!, targets: t.baseAddress!))
             }
         }
     }
 
     func step() throws -> StepStats { try withBatch { try model.step($0) } }
-    func lossAndGradients() throws -> Double { try withBatch { try model.lossAndGradients($0) } }
-    func trainingLoss() throws -> Double { try withBatch { try model.trainingLoss($0) } }
+    func lossAndGradients() throws -> Double { try withBatch { try model.lossAndGradients($0).loss } }
+    func trainingLoss() throws -> Double { try withBatch { try model.trainingLoss($0).loss } }
     func evaluate() throws -> StepStats { try withBatch { try model.evaluate($0) } }
 }
 

@@ -1,0 +1,134 @@
+import Glibc
+
+/// A mini-batch as the ABI receives it: batch-major ids ([b][t] at b * seqLen + t) and the
+/// optional fields of the tasks that need them. Each model validates the fields it reads.
+public struct Batch {
+    public var batchSize: Int
+    public var seqLen: Int
+    public var inputs: UnsafePointer<Int32>
+    public var targets: UnsafePointer<Int32>
+    public var lengths: UnsafePointer<Int32>? = nil
+    public var targetLen = 0
+    public var targetLengths: UnsafePointer<Int32>? = nil
+    public var maxWordLen = 0
+    public var chars: UnsafePointer<Int32>? = nil
+    public var wordLengths: UnsafePointer<Int32>? = nil
+
+    public init(batchSize: Int, seqLen: Int, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>) {
+        self.batchSize = batchSize
+        self.seqLen = seqLen
+        self.inputs = inputs
+        self.targets = targets
+    }
+}
+
+public struct StepStats: Equatable, Sendable {
+    public var loss: Double = 0
+    public var tokens: Int = 0
+    public var gradNorm: Double = 0
+    public var skippedMACsFraction: Double = 0
+}
+
+/// What every task's model provides; `step`, `evaluate` and the settings are shared below.
+public protocol Model: AnyObject {
+    var config: ModelConfig { get }
+    /// Every parameter, in PyTorch's `state_dict` order.
+    var parameters: [Parameter] { get }
+    /// Tables with sparse (row) gradients; their parameters are also in `parameters`.
+    var embeddings: [Embedding] { get }
+    var optimizer: Optimizer { get set }
+    var numThreads: Int { get set }
+    var rng: Random { get set }
+    /// The masks a dropout site drives (empty: the model lacks the site).
+    func masks(at site: DropoutSite) -> [DropoutMask]
+    /// Mean training loss (dropout on, masks drawn for this batch) and every gradient; changes
+    /// neither the parameters nor any carried state.
+    func lossAndGradients(_ batch: Batch) throws(SDLSTMError) -> StepStats
+    /// Mean loss without dropout; on a finite loss, keeps whatever state the task carries.
+    func evaluationLoss(_ batch: Batch) throws(SDLSTMError) -> StepStats
+    /// Keeps the state a successful step leaves (the LM's hidden state); nothing for other tasks.
+    func commitState(_ batch: Batch)
+    func resetState()
+}
+
+extension Model {
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    var denseParameters: [Parameter] {
+        let sparse = embeddings.map { ObjectIdentifier($0.table) }
+        return parameters.filter { !sparse.contains(ObjectIdentifier($0)) }
+    }
+
+    /// Forward, backward, clip, update. A non-finite loss or gradient changes nothing, not even
+    /// the random stream, so the caller may skip the batch and go on.
+    public func step(_ batch: Batch) throws(SDLSTMError) -> StepStats {
+        try withBLASThreads(numThreads) { () throws(SDLSTMError) -> StepStats in
+            let savedRNG = rng
+            var stats = try lossAndGradients(batch)
+            guard stats.loss.isFinite else {
+                rng = savedRNG
+                throw .numeric("training loss is \(stats.loss); the update was skipped")
+            }
+            let norm = Optimizer.gradientNorm(denseParameters, embeddings: embeddings)
+            guard norm.isFinite else {
+                rng = savedRNG
+                throw .numeric("gradient norm is \(norm); the update was skipped")
+            }
+            optimizer.update(denseParameters, embeddings: embeddings, gradNorm: norm)
+            commitState(batch)
+            stats.gradNorm = norm
+            return stats
+        }
+    }
+
+    public func evaluate(_ batch: Batch) throws(SDLSTMError) -> StepStats {
+        try withBLASThreads(numThreads) { () throws(SDLSTMError) -> StepStats in
+            let stats = try evaluationLoss(batch)
+            guard stats.loss.isFinite else { throw .numeric("evaluation loss is \(stats.loss)") }
+            return stats
+        }
+    }
+
+    public func setDropout(_ setting: DropoutSetting, at site: DropoutSite) throws(SDLSTMError) {
+        guard setting.p.isFinite && setting.p >= 0 && setting.p < 1 else {
+            throw .invalid("dropout p must be in [0, 1), got \(setting.p)")
+        }
+        let targets = masks(at: site)
+        guard !targets.isEmpty || !setting.isActive else {
+            throw .invalid("this model has no \(site) dropout site (between needs at least 2 layers)")
+        }
+        for m in targets { m.setting = setting }
+    }
+
+    public func dropout(at site: DropoutSite) -> DropoutSetting {
+        masks(at: site).first?.setting ?? DropoutSetting()
+    }
+
+    public func setNumThreads(_ n: Int) throws(SDLSTMError) {
+        guard n >= 1 && n <= 256 else { throw .invalid("threads must be in 1...256, got \(n)") }
+        numThreads = n
+    }
+
+    public func seed(_ seed: UInt64) { rng = Random(seed: seed) }
+
+    /// Draws this batch's masks at every site.
+    func sampleMasks(steps: Int, batch: Int) {
+        for site in DropoutSite.allCases {
+            for m in masks(at: site) { m.sample(steps: steps, batch: batch, rng: &rng) }
+        }
+    }
+}
+
+/// The default thread count of a new model: SDLSTM_NUM_THREADS, else 1.
+func defaultThreads() -> Int {
+    guard let s = getenv("SDLSTM_NUM_THREADS"), let n = Int(String(cString: s)), n >= 1 else { return 1 }
+    return min(n, 256)
+}
+
+/// Builds the model a config describes.
+public func makeModel(_ config: ModelConfig) throws(SDLSTMError) -> any Model {
+    switch config.task {
+    case .languageModel: return try LanguageModel(config)
+    default: throw .invalid("task \(config.task) is not available in this build")
+    }
+}
