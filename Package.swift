@@ -12,7 +12,8 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CSDLSTM", path: "include"),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
-        .target(name: "SDLSTMCore", dependencies: ["COpenBLAS"]),
+        .target(name: "CKernels"),
+        .target(name: "SDLSTMCore", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "SDLSTMCAPI", dependencies: ["CSDLSTM", "SDLSTMCore"], exclude: ["sdlstm.map"]),
         .target(name: "SDLSTM", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
         .testTarget(name: "SDLSTMCoreTests", dependencies: ["SDLSTMCore"], resources: [.copy("Fixtures")]),

@@ -83,7 +83,7 @@ public func sdlstm_set_dropout(_ model: OpaquePointer?, _ site: sdlstm_site, _ p
 @c @implementation
 public func sdlstm_set_optimizer(_ model: OpaquePointer?, _ optimizer: sdlstm_optimizer) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
-        var m = try SDLSTMCAPI.model(model)
+        let m = try SDLSTMCAPI.model(model)
         guard let kind = OptimizerKind(rawValue: Int32(bitPattern: optimizer.rawValue)) else {
             throw .invalid("optimizer \(optimizer.rawValue) is not an optimizer")
         }

@@ -30,6 +30,9 @@ public struct DropoutSetting: Equatable, Sendable {
 /// Every policy is stored at its natural size and read through two strides, so a per-sample,
 /// per-step mask is T × B × width while a structured fixed one is a single row of width:
 /// multiplier(t, b, d) = values[t * stepStride + b * rowStride + d].
+///
+/// A batch-uniform mask is also kept in column form — the kept units of each step and their one
+/// scale — which is what lets the consuming GEMM skip the dropped units (StructuredGEMM.swift).
 public final class DropoutMask {
     public let width: Int
     public var setting = DropoutSetting()
@@ -38,29 +41,51 @@ public final class DropoutMask {
     private(set) var steps = 0, batch = 0
     private(set) var stepStride = 0, rowStride = 0
     private var values: Buffer
-    /// Dropped units per step, for structured policies (what the GEMMs may skip).
-    private(set) var droppedPerStep: [Int] = []
     private var hasExplicit = false
 
-    init(width: Int) throws(SDLSTMError) {
+    /// Column form: true when every step's mask is shared by the batch.
+    public private(set) var columnar = false
+    private(set) var scale: Float = 1
+    /// Kept units of step t: keptIndex[t * width ..< t * width + keptCount[t]], ascending.
+    private(set) var keptIndex: IndexBuffer
+    private(set) var keptCount: [Int] = []
+    /// Workspaces of the consuming GEMM (StructuredGEMM.swift): the kept columns of its input,
+    /// scaled, step after step (B × keptCount[t] at gatherOffset[t]), and their gradient.
+    var gathered: Buffer
+    var gatheredGrad: Buffer
+    var gatherOffset: [Int] = []
+
+    public init(width: Int) throws(SDLSTMError) {
         self.width = width
-        self.values = try Buffer(0)
+        values = try Buffer(0)
+        keptIndex = try IndexBuffer(0)
+        gathered = try Buffer(0)
+        gatheredGrad = try Buffer(0)
     }
 
     public var isActive: Bool { hasExplicit || setting.isActive }
 
     /// Reserves room for a window; allocation happens only when the window grows.
-    func prepare(steps: Int, batch: Int) throws(SDLSTMError) {
+    public func prepare(steps: Int, batch: Int) throws(SDLSTMError) {
         let need = steps * batch * width
-        if values.count < need { values = try Buffer(need) }
-        if droppedPerStep.count < steps { droppedPerStep = [Int](repeating: 0, count: steps) }
+        if values.count < need {
+            values = try Buffer(need)
+            gathered = try Buffer(need)
+            gatheredGrad = try Buffer(need)
+        }
+        if keptIndex.count < steps * width { keptIndex = try IndexBuffer(steps * width) }
+        if keptCount.count < steps {
+            keptCount = [Int](repeating: 0, count: steps)
+            gatherOffset = [Int](repeating: 0, count: steps + 1)
+        }
     }
 
     /// Draws this window's masks unless they are frozen or were given explicitly.
-    func sample(steps: Int, batch: Int, rng: inout Random) {
+    public func sample(steps: Int, batch: Int, rng: inout Random) {
         if hasExplicit || (frozen && self.steps == steps && self.batch == batch) { return }
         self.steps = steps
         self.batch = batch
+        columnar = false
         guard setting.isActive else { return }
         let p = setting.p, scale = 1 / (1 - p)
         let perStep = setting.policy == .standard || setting.policy == .structured
@@ -72,17 +97,11 @@ public final class DropoutMask {
         for i in 0..<(nSteps * nRows * width) {
             values[i] = rng.uniform() < p ? 0 : scale
         }
-        if setting.policy.isStructured {
-            for t in 0..<steps {
-                let m = values.ptr + (perStep ? t * width : 0)
-                var dropped = 0
-                for d in 0..<width where m[d] == 0 { dropped += 1 }
-                droppedPerStep[t] = dropped
-            }
-        }
+        if setting.policy.isStructured { buildColumns(scale: scale) }
     }
 
     /// Replaces the drawn masks by given multipliers, T × B × width (tests, reference comparisons).
+    /// A batch-uniform mask with one scale gets the column form, as a drawn structured one does.
     public func setExplicit(_ multipliers: [Float], steps: Int, batch: Int) throws(SDLSTMError) {
         guard multipliers.count == steps * batch * width else {
             throw .invalid("explicit mask needs \(steps * batch * width) values, got \(multipliers.count)")
@@ -94,10 +113,37 @@ public final class DropoutMask {
         stepStride = batch * width
         rowStride = width
         hasExplicit = true
+        let kept = Set(multipliers.filter { $0 != 0 })
+        var uniform = kept.count <= 1
+        for t in 0..<steps where uniform {
+            for b in 1..<max(batch, 1) where uniform {
+                for d in 0..<width where multipliers[(t * batch + b) * width + d] != multipliers[t * batch * width + d] {
+                    uniform = false
+                }
+            }
+        }
+        columnar = false
+        if uniform { buildColumns(scale: kept.first ?? 1) }
+    }
+
+    /// Kept-unit lists from the multipliers of sample 0 (the same for every sample).
+    private func buildColumns(scale: Float) {
+        columnar = true
+        self.scale = scale
+        var offset = 0
+        for t in 0..<steps {
+            let m = values.ptr + t * stepStride, list = keptIndex.ptr + t * width
+            var k = 0
+            for d in 0..<width where m[d] != 0 { list[k] = Int32(d); k += 1 }
+            keptCount[t] = k
+            gatherOffset[t] = offset
+            offset += k * batch
+        }
+        gatherOffset[steps] = offset
     }
 
     @inline(__always)
-    func multipliers(step t: Int, sample b: Int) -> UnsafePointer<Float> {
+    public func multipliers(step t: Int, sample b: Int) -> UnsafePointer<Float> {
         UnsafePointer(values.ptr + t * stepStride + b * rowStride)
     }
 
@@ -109,11 +155,11 @@ public final class DropoutMask {
         }
     }
 
-    /// Multiply-adds skipped by a GEMM with n outputs consuming this site, per pass, over the window.
+    /// Multiply-adds skipped by a GEMM with n outputs consuming this site, per pass, over the steps.
     func skippableMACs(outputs n: Int, steps range: Range<Int>) -> Int {
-        guard setting.policy.isStructured, setting.isActive, !hasExplicit else { return 0 }
+        guard columnar && isActive else { return 0 }
         var dropped = 0
-        for t in range { dropped += droppedPerStep[t] }
+        for t in range { dropped += width - keptCount[t] }
         return dropped * batch * n
     }
 }

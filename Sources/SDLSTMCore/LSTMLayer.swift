@@ -26,6 +26,8 @@ public final class LSTMLayer {
     private var hr: Buffer     // masked H_{t-1} for t = 0 … T-1, used only with a recurrent mask
     private var dGates: Buffer // T × B × 4H
     private var dh: Buffer     // B × H: gradient reaching H_{t-1} through the recurrence
+    private var dhSteps: Buffer  // T × B × H: the same, per step, from the structured recurrent path
+    private var scratch: Buffer  // transposition scratch of the structured backward-data pass
     private var dc: Buffer     // B × H: gradient reaching C_{t-1}
     public private(set) var dx: Buffer  // gradient of the layer input, T × B × D
     private var input: UnsafePointer<Float>?
@@ -44,6 +46,7 @@ public final class LSTMLayer {
         (xm, gates, hs, cs, tcs, hr, dGates, dh, dc, dx) =
             (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0),
              try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
+        (dhSteps, scratch) = (try Buffer(0), try Buffer(0))
     }
 
     public var parameters: [Parameter] { [wih, whh, bih, bhh] }
@@ -67,7 +70,15 @@ public final class LSTMLayer {
         dh = try Buffer(batch * h)
         dc = try Buffer(batch * h)
         dx = try Buffer(rows * d)
+        dhSteps = try Buffer(rows * h)
+        scratch = try Buffer(max(inputDropout.backwardScratchCount(steps: steps, batch: batch),
+                                 recurrentDropout.backwardScratchCount(steps: 1, batch: batch)))
         capacity = rows
+    }
+
+    /// Whether a pass uses the structured (kept-columns-only) GEMMs for a mask.
+    private func structured(_ mask: DropoutMask, _ dropout: Bool) -> Bool {
+        dropout && mask.isActive && mask.columnar
     }
 
     /// H_1 … H_T of the last forward pass, T × B × H.
@@ -79,32 +90,43 @@ public final class LSTMLayer {
     func forward(_ x: UnsafePointer<Float>, h0: UnsafePointer<Float>, c0: UnsafePointer<Float>, dropout: Bool) {
         let (d, h, b, g4) = (inputSize, hiddenSize, batch, 4 * hiddenSize)
         let rows = steps * batch
-        var xin = x
-        if dropout && inputDropout.isActive {
-            for t in 0..<steps { inputDropout.apply(step: t, x + t * b * d, xm.ptr + t * b * d) }
-            xin = UnsafePointer(xm.ptr)
-        }
-        input = xin
-
-        // Input projection of all steps at once: one M = T·B GEMM instead of T small ones.
         for r in 0..<rows {
             let row = gates.ptr + r * g4
             for j in 0..<g4 { row[j] = bih.value[j] + bhh.value[j] }
         }
-        gemm(m: rows, n: g4, k: d, a: xin, lda: d, b: wih.value.ptr, ldb: g4, beta: 1, c: gates.ptr, ldc: g4)
+        if structured(inputDropout, dropout) {
+            inputDropout.gather(x, steps: 0..<steps)
+            inputDropout.forwardGEMM(wih.value.ptr, n: g4, into: gates.ptr, ldc: g4, steps: 0..<steps)
+        } else {
+            var xin = x
+            if dropout && inputDropout.isActive {
+                for t in 0..<steps { inputDropout.apply(step: t, x + t * b * d, xm.ptr + t * b * d) }
+                xin = UnsafePointer(xm.ptr)
+            }
+            input = xin
+            // Input projection of all steps at once: one M = T·B GEMM instead of T small ones.
+            gemm(m: rows, n: g4, k: d, a: xin, lda: d, b: wih.value.ptr, ldb: g4, beta: 1, c: gates.ptr, ldc: g4)
+        }
 
         hs.ptr.update(from: h0, count: b * h)
         cs.ptr.update(from: c0, count: b * h)
         let recurrentMask = dropout && recurrentDropout.isActive
+        let recurrentStructured = structured(recurrentDropout, dropout)
         for t in 0..<steps {
             let hPrevious = hs.ptr + t * b * h
-            var hIn = UnsafePointer(hPrevious)
-            if recurrentMask {
-                recurrentDropout.apply(step: t, hPrevious, hr.ptr + t * b * h)
-                hIn = UnsafePointer(hr.ptr + t * b * h)
-            }
             let gt = gates.ptr + t * b * g4
-            gemm(m: b, n: g4, k: h, a: hIn, lda: h, b: whh.value.ptr, ldb: g4, beta: 1, c: gt, ldc: g4)
+            if recurrentStructured {
+                // Slot t of hs is H_{t-1}: the step's input to W_hh, as row block t.
+                recurrentDropout.gather(hs.ptr, steps: t..<(t + 1))
+                recurrentDropout.forwardGEMM(whh.value.ptr, n: g4, into: gates.ptr, ldc: g4, steps: t..<(t + 1))
+            } else {
+                var hIn = UnsafePointer(hPrevious)
+                if recurrentMask {
+                    recurrentDropout.apply(step: t, hPrevious, hr.ptr + t * b * h)
+                    hIn = UnsafePointer(hr.ptr + t * b * h)
+                }
+                gemm(m: b, n: g4, k: h, a: hIn, lda: h, b: whh.value.ptr, ldb: g4, beta: 1, c: gt, ldc: g4)
+            }
             cellForward(gt, cPrev: cs.ptr + t * b * h, c: cs.ptr + (t + 1) * b * h,
                         tc: tcs.ptr + t * b * h, hOut: hs.ptr + (t + 1) * b * h)
         }
@@ -137,25 +159,43 @@ public final class LSTMLayer {
         let (d, h, b, g4) = (inputSize, hiddenSize, batch, 4 * hiddenSize)
         let rows = steps * batch
         let recurrentMask = dropout && recurrentDropout.isActive
+        let recurrentStructured = structured(recurrentDropout, dropout)
         dh.zero()
         dc.zero()
+        var dhNext = UnsafePointer(dh.ptr)
         for t in stride(from: steps - 1, through: 0, by: -1) {
             let dht = dOut + t * b * h
-            for i in 0..<(b * h) { dht[i] += dh[i] }
+            for i in 0..<(b * h) { dht[i] += dhNext[i] }
             cellBackward(t, dh: dht)
-            if t > 0 {
+            guard t > 0 else { break }
+            if recurrentStructured {
+                recurrentDropout.backwardData(dGates.ptr, n: g4, ldg: g4, whh.value.ptr, into: dhSteps.ptr,
+                                              steps: t..<(t + 1), scratch: scratch)
+                dhNext = UnsafePointer(dhSteps.ptr + t * b * h)
+            } else {
                 gemm(transB: true, m: b, n: h, k: g4, a: dGates.ptr + t * b * g4, lda: g4,
                      b: whh.value.ptr, ldb: g4, beta: 0, c: dh.ptr, ldc: h)
                 if recurrentMask { recurrentDropout.apply(step: t, dh.ptr, dh.ptr) }
+                dhNext = UnsafePointer(dh.ptr)
             }
         }
 
-        // Weight gradients as single K = T·B GEMMs over the whole window.
-        let hIn = UnsafePointer(recurrentMask ? hr.ptr : hs.ptr)
-        gemm(transA: true, m: h, n: g4, k: rows, a: hIn, lda: h, b: dGates.ptr, ldb: g4,
-             beta: 0, c: whh.grad.ptr, ldc: g4)
-        gemm(transA: true, m: d, n: g4, k: rows, a: input!, lda: d, b: dGates.ptr, ldb: g4,
-             beta: 0, c: wih.grad.ptr, ldc: g4)
+        // Weight gradients over the whole window: single K = T·B GEMMs, or the structured kernel
+        // that touches only each step's kept rows.
+        if recurrentStructured {
+            recurrentDropout.weightGradient(dGates.ptr, n: g4, ldg: g4, into: whh.grad.ptr)
+        } else {
+            let hIn = UnsafePointer(recurrentMask ? hr.ptr : hs.ptr)
+            gemm(transA: true, m: h, n: g4, k: rows, a: hIn, lda: h, b: dGates.ptr, ldb: g4,
+                 beta: 0, c: whh.grad.ptr, ldc: g4)
+        }
+        let inputStructured = structured(inputDropout, dropout)
+        if inputStructured {
+            inputDropout.weightGradient(dGates.ptr, n: g4, ldg: g4, into: wih.grad.ptr)
+        } else {
+            gemm(transA: true, m: d, n: g4, k: rows, a: input!, lda: d, b: dGates.ptr, ldb: g4,
+                 beta: 0, c: wih.grad.ptr, ldc: g4)
+        }
         bih.grad.zero()
         for r in 0..<rows {
             let row = dGates.ptr + r * g4
@@ -163,7 +203,10 @@ public final class LSTMLayer {
         }
         bhh.grad.copy(from: bih.grad)
 
-        if needInputGradient {
+        if needInputGradient && inputStructured {
+            inputDropout.backwardData(dGates.ptr, n: g4, ldg: g4, wih.value.ptr, into: dx.ptr,
+                                      steps: 0..<steps, scratch: scratch)
+        } else if needInputGradient {
             gemm(transB: true, m: rows, n: d, k: g4, a: dGates.ptr, lda: g4, b: wih.value.ptr, ldb: g4,
                  beta: 0, c: dx.ptr, ldc: d)
             if dropout && inputDropout.isActive {

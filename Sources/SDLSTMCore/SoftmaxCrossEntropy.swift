@@ -11,6 +11,7 @@ public final class OutputLayer {
     public let inputSize: Int, vocabSize: Int
     private var logits: Buffer
     private var hm: Buffer
+    private var scratch: Buffer
     private(set) var dInput: Buffer
     private var steps = 0, batch = 0
     private var input: UnsafePointer<Float>?
@@ -22,7 +23,7 @@ public final class OutputLayer {
         weight = try Parameter("\(name).weight", rows: inputSize, cols: vocabSize, transposed: true)
         bias = try Parameter("\(name).bias", rows: vocabSize)
         dropout = try DropoutMask(width: inputSize)
-        (logits, hm, dInput) = (try Buffer(0), try Buffer(0), try Buffer(0))
+        (logits, hm, dInput, scratch) = (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
     }
 
     func prepare(steps: Int, batch: Int) throws(SDLSTMError) {
@@ -34,20 +35,28 @@ public final class OutputLayer {
             logits = try Buffer(rows * vocabSize)
             hm = try Buffer(rows * inputSize)
             dInput = try Buffer(rows * inputSize)
+            scratch = try Buffer(dropout.backwardScratchCount(steps: steps, batch: batch))
         }
     }
+
+    private func structured(_ useDropout: Bool) -> Bool { useDropout && dropout.isActive && dropout.columnar }
 
     /// Mean token loss of the window; `targets` batch-major. Leaves softmax probabilities behind.
     func forward(_ h: UnsafePointer<Float>, targets: UnsafePointer<Int32>, dropout useDropout: Bool) -> Double {
         let (n, v, d) = (steps * batch, vocabSize, inputSize)
-        var x = h
-        if useDropout && dropout.isActive {
-            for t in 0..<steps { dropout.apply(step: t, h + t * batch * d, hm.ptr + t * batch * d) }
-            x = UnsafePointer(hm.ptr)
-        }
-        input = x
         for r in 0..<n { (logits.ptr + r * v).update(from: bias.value.ptr, count: v) }
-        gemm(m: n, n: v, k: d, a: x, lda: d, b: weight.value.ptr, ldb: v, beta: 1, c: logits.ptr, ldc: v)
+        if structured(useDropout) {
+            dropout.gather(h, steps: 0..<steps)
+            dropout.forwardGEMM(weight.value.ptr, n: v, into: logits.ptr, ldc: v, steps: 0..<steps)
+        } else {
+            var x = h
+            if useDropout && dropout.isActive {
+                for t in 0..<steps { dropout.apply(step: t, h + t * batch * d, hm.ptr + t * batch * d) }
+                x = UnsafePointer(hm.ptr)
+            }
+            input = x
+            gemm(m: n, n: v, k: d, a: x, lda: d, b: weight.value.ptr, ldb: v, beta: 1, c: logits.ptr, ldc: v)
+        }
         var total = 0.0
         for t in 0..<steps {
             for b in 0..<batch {
@@ -89,17 +98,27 @@ public final class OutputLayer {
                 for j in 0..<v { z[j] *= scale }
             }
         }
-        gemm(transA: true, m: d, n: v, k: n, a: input!, lda: d, b: logits.ptr, ldb: v,
-             beta: 0, c: weight.grad.ptr, ldc: v)
+        let isStructured = structured(useDropout)
+        if isStructured {
+            dropout.weightGradient(logits.ptr, n: v, ldg: v, into: weight.grad.ptr)
+        } else {
+            gemm(transA: true, m: d, n: v, k: n, a: input!, lda: d, b: logits.ptr, ldb: v,
+                 beta: 0, c: weight.grad.ptr, ldc: v)
+        }
         bias.grad.zero()
         for r in 0..<n {
             let z = logits.ptr + r * v
             for j in 0..<v { bias.grad[j] += z[j] }
         }
-        gemm(transB: true, m: n, n: d, k: v, a: logits.ptr, lda: v, b: weight.value.ptr, ldb: v,
-             beta: 0, c: dInput.ptr, ldc: d)
-        if useDropout && dropout.isActive {
-            for t in 0..<steps { dropout.apply(step: t, dInput.ptr + t * batch * d, dInput.ptr + t * batch * d) }
+        if isStructured {
+            dropout.backwardData(logits.ptr, n: v, ldg: v, weight.value.ptr, into: dInput.ptr,
+                                 steps: 0..<steps, scratch: scratch)
+        } else {
+            gemm(transB: true, m: n, n: d, k: v, a: logits.ptr, lda: v, b: weight.value.ptr, ldb: v,
+                 beta: 0, c: dInput.ptr, ldc: d)
+            if useDropout && dropout.isActive {
+                for t in 0..<steps { dropout.apply(step: t, dInput.ptr + t * batch * d, dInput.ptr + t * batch * d) }
+            }
         }
     }
 }

@@ -1,0 +1,66 @@
+import SDLSTMCore
+import XCTest
+
+/// The kept-columns-only GEMMs against the dense computation with the same mask, in double
+/// precision: forward, weight gradient and backward data, with row, column and batch tails.
+final class StructuredGEMMTests: XCTestCase {
+    func check(steps t: Int, batch b: Int, width d: Int, outputs n: Int, policy: DropoutPolicy, p: Float) throws {
+        var rng = Random(seed: UInt64(t * 1000 + b * 10 + d))
+        let mask = try DropoutMask(width: d)
+        mask.setting = DropoutSetting(policy: policy, p: p)
+        try mask.prepare(steps: t, batch: b)
+        mask.sample(steps: t, batch: b, rng: &rng)
+        XCTAssertTrue(mask.columnar)
+        let x = try Buffer((0..<(t * b * d)).map { _ in rng.uniform() - 0.5 })
+        let w = try Buffer((0..<(d * n)).map { _ in rng.uniform() - 0.5 })
+        let g = try Buffer((0..<(t * b * n)).map { _ in rng.uniform() - 0.5 })
+        // X̃ = X ⊙ M, densely.
+        var xm = [Double](repeating: 0, count: t * b * d)
+        for s in 0..<t {
+            for r in 0..<b {
+                let m = mask.multipliers(step: s, sample: r)
+                for j in 0..<d { xm[(s * b + r) * d + j] = Double(x[(s * b + r) * d + j]) * Double(m[j]) }
+            }
+        }
+
+        let c = try Buffer(t * b * n)
+        mask.gather(x.ptr, steps: 0..<t)
+        mask.forwardGEMM(w.ptr, n: n, into: c.ptr, ldc: n, steps: 0..<t)
+        var want = [Double](repeating: 0, count: t * b * n)
+        for r in 0..<(t * b) { for j in 0..<d where xm[r * d + j] != 0 { for o in 0..<n { want[r * n + o] += xm[r * d + j] * Double(w[j * n + o]) } } }
+        assertClose(c.array, want, atol: 1e-5, rtol: 1e-4, "forward")
+
+        let dw = try Buffer(d * n)
+        dw.array.indices.forEach { dw[$0] = 7 }  // stale values must be overwritten
+        mask.weightGradient(g.ptr, n: n, ldg: n, into: dw.ptr)
+        want = [Double](repeating: 0, count: d * n)
+        for r in 0..<(t * b) { for j in 0..<d where xm[r * d + j] != 0 { for o in 0..<n { want[j * n + o] += xm[r * d + j] * Double(g[r * n + o]) } } }
+        assertClose(dw.array, want, atol: 1e-5, rtol: 1e-4, "weight gradient")
+
+        let dx = try Buffer(t * b * d)
+        let scratch = try Buffer(mask.backwardScratchCount(steps: t, batch: b))
+        mask.backwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, scratch: scratch)
+        want = [Double](repeating: 0, count: t * b * d)
+        for s in 0..<t {
+            for r in 0..<b {
+                let m = mask.multipliers(step: s, sample: r)
+                for j in 0..<d where m[j] != 0 {
+                    var sum = 0.0
+                    for o in 0..<n { sum += Double(g[(s * b + r) * n + o]) * Double(w[j * n + o]) }
+                    want[(s * b + r) * d + j] = sum * Double(m[j])
+                }
+            }
+        }
+        assertClose(dx.array, want, atol: 1e-5, rtol: 1e-4, "backward data")
+    }
+
+    func testStructuredBatchTwenty() throws { try check(steps: 5, batch: 20, width: 37, outputs: 150, policy: .structured, p: 0.5) }
+    func testStructuredWideBatch() throws { try check(steps: 3, batch: 30, width: 19, outputs: 64, policy: .structured, p: 0.35) }
+    func testStructuredFixedSmall() throws { try check(steps: 4, batch: 3, width: 11, outputs: 7, policy: .structuredFixed, p: 0.6) }
+    func testStructuredTilesAcrossOutputs() throws {
+        // More outputs than one tile holds for this width, so several tiles accumulate.
+        let d = 300
+        XCTAssertLessThan(DropoutMask.tileColumns(rows: d), 700)
+        try check(steps: 2, batch: 7, width: d, outputs: 700, policy: .structured, p: 0.5)
+    }
+}
