@@ -31,6 +31,9 @@ public final class LSTMLayer {
     private var dc: Buffer     // B × H: gradient reaching C_{t-1}
     public private(set) var dx: Buffer  // gradient of the layer input, T × B × D
     private var input: UnsafePointer<Float>?
+    /// The owning model's threads; nil runs single-threaded.
+    public var compute: Compute?
+    private var pool: ThreadPool? { compute?.pool }
 
     /// Parameters are named as PyTorch's `nn.LSTM` called `name` names them: `name.weight_ih_l0`,
     /// with `suffix` "_reverse" for the backward direction of a bidirectional LSTM.
@@ -96,7 +99,7 @@ public final class LSTMLayer {
         }
         if structured(inputDropout, dropout) {
             inputDropout.gather(x, steps: 0..<steps)
-            inputDropout.forwardGEMM(wih.value.ptr, n: g4, into: gates.ptr, ldc: g4, steps: 0..<steps)
+            inputDropout.forwardGEMM(wih.value.ptr, n: g4, into: gates.ptr, ldc: g4, steps: 0..<steps, pool: pool)
         } else {
             var xin = x
             if dropout && inputDropout.isActive {
@@ -105,7 +108,7 @@ public final class LSTMLayer {
             }
             input = xin
             // Input projection of all steps at once: one M = T·B GEMM instead of T small ones.
-            gemm(m: rows, n: g4, k: d, a: xin, lda: d, b: wih.value.ptr, ldb: g4, beta: 1, c: gates.ptr, ldc: g4)
+            gemm(m: rows, n: g4, k: d, a: xin, lda: d, b: wih.value.ptr, ldb: g4, beta: 1, c: gates.ptr, ldc: g4, pool: pool)
         }
 
         hs.ptr.update(from: h0, count: b * h)
@@ -118,14 +121,14 @@ public final class LSTMLayer {
             if recurrentStructured {
                 // Slot t of hs is H_{t-1}: the step's input to W_hh, as row block t.
                 recurrentDropout.gather(hs.ptr, steps: t..<(t + 1))
-                recurrentDropout.forwardGEMM(whh.value.ptr, n: g4, into: gates.ptr, ldc: g4, steps: t..<(t + 1))
+                recurrentDropout.forwardGEMM(whh.value.ptr, n: g4, into: gates.ptr, ldc: g4, steps: t..<(t + 1), pool: pool)
             } else {
                 var hIn = UnsafePointer(hPrevious)
                 if recurrentMask {
                     recurrentDropout.apply(step: t, hPrevious, hr.ptr + t * b * h)
                     hIn = UnsafePointer(hr.ptr + t * b * h)
                 }
-                gemm(m: b, n: g4, k: h, a: hIn, lda: h, b: whh.value.ptr, ldb: g4, beta: 1, c: gt, ldc: g4)
+                gemm(m: b, n: g4, k: h, a: hIn, lda: h, b: whh.value.ptr, ldb: g4, beta: 1, c: gt, ldc: g4, pool: pool)
             }
             cellForward(gt, cPrev: cs.ptr + t * b * h, c: cs.ptr + (t + 1) * b * h,
                         tc: tcs.ptr + t * b * h, hOut: hs.ptr + (t + 1) * b * h)
@@ -170,11 +173,11 @@ public final class LSTMLayer {
             guard t > 0 else { break }
             if recurrentStructured {
                 recurrentDropout.backwardData(dGates.ptr, n: g4, ldg: g4, whh.value.ptr, into: dhSteps.ptr,
-                                              steps: t..<(t + 1), scratch: scratch)
+                                              steps: t..<(t + 1), scratch: scratch, pool: pool)
                 dhNext = UnsafePointer(dhSteps.ptr + t * b * h)
             } else {
                 gemm(transB: true, m: b, n: h, k: g4, a: dGates.ptr + t * b * g4, lda: g4,
-                     b: whh.value.ptr, ldb: g4, beta: 0, c: dh.ptr, ldc: h)
+                     b: whh.value.ptr, ldb: g4, beta: 0, c: dh.ptr, ldc: h, pool: pool)
                 if recurrentMask { recurrentDropout.apply(step: t, dh.ptr, dh.ptr) }
                 dhNext = UnsafePointer(dh.ptr)
             }
@@ -183,18 +186,18 @@ public final class LSTMLayer {
         // Weight gradients over the whole window: single K = T·B GEMMs, or the structured kernel
         // that touches only each step's kept rows.
         if recurrentStructured {
-            recurrentDropout.weightGradient(dGates.ptr, n: g4, ldg: g4, into: whh.grad.ptr)
+            recurrentDropout.weightGradient(dGates.ptr, n: g4, ldg: g4, into: whh.grad.ptr, pool: pool)
         } else {
             let hIn = UnsafePointer(recurrentMask ? hr.ptr : hs.ptr)
             gemm(transA: true, m: h, n: g4, k: rows, a: hIn, lda: h, b: dGates.ptr, ldb: g4,
-                 beta: 0, c: whh.grad.ptr, ldc: g4)
+                 beta: 0, c: whh.grad.ptr, ldc: g4, pool: pool)
         }
         let inputStructured = structured(inputDropout, dropout)
         if inputStructured {
-            inputDropout.weightGradient(dGates.ptr, n: g4, ldg: g4, into: wih.grad.ptr)
+            inputDropout.weightGradient(dGates.ptr, n: g4, ldg: g4, into: wih.grad.ptr, pool: pool)
         } else {
             gemm(transA: true, m: d, n: g4, k: rows, a: input!, lda: d, b: dGates.ptr, ldb: g4,
-                 beta: 0, c: wih.grad.ptr, ldc: g4)
+                 beta: 0, c: wih.grad.ptr, ldc: g4, pool: pool)
         }
         bih.grad.zero()
         for r in 0..<rows {
@@ -205,10 +208,10 @@ public final class LSTMLayer {
 
         if needInputGradient && inputStructured {
             inputDropout.backwardData(dGates.ptr, n: g4, ldg: g4, wih.value.ptr, into: dx.ptr,
-                                      steps: 0..<steps, scratch: scratch)
+                                      steps: 0..<steps, scratch: scratch, pool: pool)
         } else if needInputGradient {
             gemm(transB: true, m: rows, n: d, k: g4, a: dGates.ptr, lda: g4, b: wih.value.ptr, ldb: g4,
-                 beta: 0, c: dx.ptr, ldc: d)
+                 beta: 0, c: dx.ptr, ldc: d, pool: pool)
             if dropout && inputDropout.isActive {
                 for t in 0..<steps { inputDropout.apply(step: t, dx.ptr + t * b * d, dx.ptr + t * b * d) }
             }

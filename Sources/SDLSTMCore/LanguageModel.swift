@@ -6,7 +6,7 @@ public final class LanguageModel: Model {
     public let layers: [LSTMLayer]
     public let output: OutputLayer
     public var optimizer = Optimizer()
-    public var numThreads = defaultThreads()
+    public let compute = Compute()
     public var rng = Random(seed: 0)
 
     private var stateH: [Buffer] = [], stateC: [Buffer] = []
@@ -26,6 +26,8 @@ public final class LanguageModel: Model {
         }
         self.layers = layers
         output = try OutputLayer(inputSize: config.hiddenSize, vocabSize: config.vocabSize, name: "decoder")
+        for layer in layers { layer.compute = compute }
+        output.compute = compute
         zeros = try Buffer(0)
         var initRNG = Random(seed: config.seed)
         for p in parameters { p.initUniform(scale: config.initScale, rng: &initRNG) }

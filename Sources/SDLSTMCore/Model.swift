@@ -37,7 +37,8 @@ public protocol Model: AnyObject {
     /// Tables with sparse (row) gradients; their parameters are also in `parameters`.
     var embeddings: [Embedding] { get }
     var optimizer: Optimizer { get set }
-    var numThreads: Int { get set }
+    /// The model's threads; its layers share it.
+    var compute: Compute { get }
     var rng: Random { get set }
     /// The masks a dropout site drives (empty: the model lacks the site).
     func masks(at site: DropoutSite) -> [DropoutMask]
@@ -62,7 +63,7 @@ extension Model {
     /// Forward, backward, clip, update. A non-finite loss or gradient changes nothing, not even
     /// the random stream, so the caller may skip the batch and go on.
     public func step(_ batch: Batch) throws(SDLSTMError) -> StepStats {
-        try withBLASThreads(numThreads) { () throws(SDLSTMError) -> StepStats in
+        try withSingleThreadedBLAS { () throws(SDLSTMError) -> StepStats in
             let savedRNG = rng
             var stats = try lossAndGradients(batch)
             guard stats.loss.isFinite else {
@@ -82,7 +83,7 @@ extension Model {
     }
 
     public func evaluate(_ batch: Batch) throws(SDLSTMError) -> StepStats {
-        try withBLASThreads(numThreads) { () throws(SDLSTMError) -> StepStats in
+        try withSingleThreadedBLAS { () throws(SDLSTMError) -> StepStats in
             let stats = try evaluationLoss(batch)
             guard stats.loss.isFinite else { throw .numeric("evaluation loss is \(stats.loss)") }
             return stats
@@ -106,8 +107,10 @@ extension Model {
 
     public func setNumThreads(_ n: Int) throws(SDLSTMError) {
         guard n >= 1 && n <= 256 else { throw .invalid("threads must be in 1...256, got \(n)") }
-        numThreads = n
+        compute.setThreads(n)
     }
+
+    public var numThreads: Int { compute.threads }
 
     public func seed(_ seed: UInt64) { rng = Random(seed: seed) }
 
@@ -120,7 +123,7 @@ extension Model {
 }
 
 /// The default thread count of a new model: SDLSTM_NUM_THREADS, else 1.
-func defaultThreads() -> Int {
+public func defaultThreads() -> Int {
     guard let s = getenv("SDLSTM_NUM_THREADS"), let n = Int(String(cString: s)), n >= 1 else { return 1 }
     return min(n, 256)
 }

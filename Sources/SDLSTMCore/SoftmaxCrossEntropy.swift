@@ -12,11 +12,17 @@ public final class OutputLayer {
     private var logits: Buffer
     private var hm: Buffer
     private var scratch: Buffer
+    private var rowLoss: UnsafeMutableBufferPointer<Double> = .allocate(capacity: 0)
     private(set) var dInput: Buffer
     private var steps = 0, batch = 0
     private var input: UnsafePointer<Float>?
+    /// The owning model's threads; nil runs single-threaded.
+    public var compute: Compute?
+    private var pool: ThreadPool? { compute?.pool }
 
     /// Parameters named as a PyTorch `nn.Linear` called `name`: `name.weight` (V × H), `name.bias`.
+    deinit { rowLoss.deallocate() }
+
     public init(inputSize: Int, vocabSize: Int, name: String) throws(SDLSTMError) {
         self.inputSize = inputSize
         self.vocabSize = vocabSize
@@ -36,6 +42,8 @@ public final class OutputLayer {
             hm = try Buffer(rows * inputSize)
             dInput = try Buffer(rows * inputSize)
             scratch = try Buffer(dropout.backwardScratchCount(steps: steps, batch: batch))
+            rowLoss.deallocate()
+            rowLoss = .allocate(capacity: rows)
         }
     }
 
@@ -47,7 +55,7 @@ public final class OutputLayer {
         for r in 0..<n { (logits.ptr + r * v).update(from: bias.value.ptr, count: v) }
         if structured(useDropout) {
             dropout.gather(h, steps: 0..<steps)
-            dropout.forwardGEMM(weight.value.ptr, n: v, into: logits.ptr, ldc: v, steps: 0..<steps)
+            dropout.forwardGEMM(weight.value.ptr, n: v, into: logits.ptr, ldc: v, steps: 0..<steps, pool: pool)
         } else {
             var x = h
             if useDropout && dropout.isActive {
@@ -55,15 +63,16 @@ public final class OutputLayer {
                 x = UnsafePointer(hm.ptr)
             }
             input = x
-            gemm(m: n, n: v, k: d, a: x, lda: d, b: weight.value.ptr, ldb: v, beta: 1, c: logits.ptr, ldc: v)
+            gemm(m: n, n: v, k: d, a: x, lda: d, b: weight.value.ptr, ldb: v, beta: 1, c: logits.ptr, ldc: v, pool: pool)
         }
+        // Rows in parallel, their losses summed in one fixed order: the same bits on any thread count.
+        let losses = rowLoss.baseAddress!, z = logits.ptr, steps = steps, batch = batch
+        func rows(_ r: Range<Int>) {
+            for i in r { losses[i] = softmaxRow(z + i * v, target: Int(targets[(i % batch) * steps + i / batch])) }
+        }
+        if let pool { pool.forChunks(n, rows) } else { rows(0..<n) }
         var total = 0.0
-        for t in 0..<steps {
-            for b in 0..<batch {
-                let r = t * batch + b
-                total += softmaxRow(logits.ptr + r * v, target: Int(targets[b * steps + t]))
-            }
-        }
+        for i in 0..<n { total += losses[i] }
         return total / Double(n)
     }
 
@@ -91,31 +100,33 @@ public final class OutputLayer {
     func backward(targets: UnsafePointer<Int32>, dropout useDropout: Bool) {
         let (n, v, d) = (steps * batch, vocabSize, inputSize)
         let scale = 1 / Float(n)
-        for t in 0..<steps {
-            for b in 0..<batch {
-                let z = logits.ptr + (t * batch + b) * v
-                z[Int(targets[b * steps + t])] -= 1
+        let z0 = logits.ptr, steps = steps, batch = batch
+        func rows(_ r: Range<Int>) {
+            for i in r {
+                let z = z0 + i * v
+                z[Int(targets[(i % batch) * steps + i / batch])] -= 1
                 for j in 0..<v { z[j] *= scale }
             }
         }
+        if let pool { pool.forChunks(n, rows) } else { rows(0..<n) }
         let isStructured = structured(useDropout)
         if isStructured {
-            dropout.weightGradient(logits.ptr, n: v, ldg: v, into: weight.grad.ptr)
+            dropout.weightGradient(logits.ptr, n: v, ldg: v, into: weight.grad.ptr, pool: pool)
         } else {
             gemm(transA: true, m: d, n: v, k: n, a: input!, lda: d, b: logits.ptr, ldb: v,
-                 beta: 0, c: weight.grad.ptr, ldc: v)
+                 beta: 0, c: weight.grad.ptr, ldc: v, pool: pool)
         }
         bias.grad.zero()
         for r in 0..<n {
-            let z = logits.ptr + r * v
+            let z = z0 + r * v
             for j in 0..<v { bias.grad[j] += z[j] }
         }
         if isStructured {
             dropout.backwardData(logits.ptr, n: v, ldg: v, weight.value.ptr, into: dInput.ptr,
-                                 steps: 0..<steps, scratch: scratch)
+                                 steps: 0..<steps, scratch: scratch, pool: pool)
         } else {
             gemm(transB: true, m: n, n: d, k: v, a: logits.ptr, lda: v, b: weight.value.ptr, ldb: v,
-                 beta: 0, c: dInput.ptr, ldc: d)
+                 beta: 0, c: dInput.ptr, ldc: d, pool: pool)
             if useDropout && dropout.isActive {
                 for t in 0..<steps { dropout.apply(step: t, dInput.ptr + t * batch * d, dInput.ptr + t * batch * d) }
             }

@@ -31,11 +31,11 @@ extension DropoutMask {
     }
 
     /// C_t (B × n, row stride ldc, time-major) += X̃_t[:, S_t] · W[S_t, :] for the given steps.
+    /// Threads take disjoint column tiles.
     public func forwardGEMM(_ w: UnsafePointer<Float>, n: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
-                     steps range: Range<Int>) {
+                            steps range: Range<Int>, pool: ThreadPool? = nil) {
         let tile = Self.tileColumns(rows: width)
-        for n0 in stride(from: 0, to: n, by: tile) {
-            let n1 = min(n0 + tile, n)
+        forTiles(n, tile: tile, pool: pool) { n0, n1 in
             for t in range {
                 let k = keptCount[t], idx = keptIndex.ptr + t * width, a = gathered.ptr + gatherOffset[t]
                 for r0 in stride(from: 0, to: batch, by: 6) {
@@ -50,11 +50,11 @@ extension DropoutMask {
     }
 
     /// dW (width × n) = Σ_t X̃_t[:, S_t]ᵀ · G_t over every step: kept rows accumulate, rows no step
-    /// keeps are zero. G is time-major with row stride ldg.
-    public func weightGradient(_ g: UnsafePointer<Float>, n: Int, ldg: Int, into dw: UnsafeMutablePointer<Float>) {
+    /// keeps are zero. G is time-major with row stride ldg. Threads take disjoint column tiles.
+    public func weightGradient(_ g: UnsafePointer<Float>, n: Int, ldg: Int, into dw: UnsafeMutablePointer<Float>,
+                               pool: ThreadPool? = nil) {
         let tile = Self.tileColumns(rows: width)
-        for n0 in stride(from: 0, to: n, by: tile) {
-            let n1 = min(n0 + tile, n)
+        forTiles(n, tile: tile, pool: pool) { n0, n1 in
             for d in 0..<width { (dw + d * n + n0).update(repeating: 0, count: n1 - n0) }
             for t in 0..<steps {
                 let k = keptCount[t], idx = keptIndex.ptr + t * width, a = gathered.ptr + gatherOffset[t]
@@ -69,28 +69,34 @@ extension DropoutMask {
     }
 
     /// dX_t (B × width, time-major) = (G_t · W[S_t, :]ᵀ) · scale on the kept columns, 0 on the
-    /// dropped ones, for the given steps. `scratch` holds at least tile × B floats per step.
+    /// dropped ones, for the given steps. `scratch` holds backwardScratchCount floats. Threads take
+    /// disjoint steps, or for a single step disjoint blocks of kept units.
     public func backwardData(_ g: UnsafePointer<Float>, n: Int, ldg: Int, _ w: UnsafePointer<Float>,
-                      into dx: UnsafeMutablePointer<Float>, steps range: Range<Int>, scratch: Buffer) {
-        let tile = Self.tileColumns(rows: width)
+                             into dx: UnsafeMutablePointer<Float>, steps range: Range<Int>, scratch: Buffer,
+                             pool: ThreadPool? = nil) {
         let grad = gatheredGrad.ptr
         for t in range { (grad + gatherOffset[t]).update(repeating: 0, count: keptCount[t] * batch) }
-        for n0 in stride(from: 0, to: n, by: tile) {
-            let n1 = min(n0 + tile, n), cols = n1 - n0
+        let parts = pool?.width ?? 1
+        if range.count >= parts {
+            let body = { (steps: Range<Int>) in
+                self.backwardDataBlock(g, n: n, ldg: ldg, w, steps: steps, first: range.lowerBound, units: 0..<self.width,
+                                       scratch: scratch)
+            }
+            if let pool, parts > 1 {
+                pool.forChunks(range.count) { r in body((range.lowerBound + r.lowerBound)..<(range.lowerBound + r.upperBound)) }
+            } else {
+                body(range)
+            }
+        } else {
+            // Few steps (the recurrent pass runs one at a time): split the kept units, in blocks of 4.
             for t in range {
-                // G_t[:, tile] transposed (cols × B), so the kernel reads the batch as vectors.
-                let gt = scratch.ptr + (t - range.lowerBound) * tile * batch
-                for b in 0..<batch {
-                    let row = g + (t * batch + b) * ldg + n0
-                    for j in 0..<cols { gt[j * batch + b] = row[j] }
+                let blocks = (keptCount[t] + 3) / 4
+                let body = { (r: Range<Int>) in
+                    self.backwardDataBlock(g, n: n, ldg: ldg, w, steps: t..<(t + 1), first: range.lowerBound,
+                                           units: (r.lowerBound * 4)..<min(r.upperBound * 4, self.keptCount[t]),
+                                           scratch: scratch)
                 }
-                let k = keptCount[t], idx = keptIndex.ptr + t * width, out = grad + gatherOffset[t]
-                for u0 in stride(from: 0, to: k, by: 4) {
-                    for b0 in stride(from: 0, to: batch, by: 24) {
-                        sdk_backward_data(Int32(min(4, k - u0)), Int32(min(24, batch - b0)), Int32(cols), w + n0, Int32(n),
-                                          idx + u0, gt + b0, Int32(batch), out + u0 * batch + b0, Int32(batch))
-                    }
-                }
+                if let pool { pool.forChunks(blocks, body) } else { body(0..<blocks) }
             }
         }
         for t in range {
@@ -103,6 +109,45 @@ extension DropoutMask {
         }
     }
 
-    /// Floats of transposition scratch `backwardData` needs for `steps` steps of `batch` rows.
-    public func backwardScratchCount(steps: Int, batch: Int) -> Int { Self.tileColumns(rows: width) * batch * steps }
+    /// The kept units `units` (positions in each step's list) of the given steps, every column tile.
+    private func backwardDataBlock(_ g: UnsafePointer<Float>, n: Int, ldg: Int, _ w: UnsafePointer<Float>,
+                                   steps range: Range<Int>, first: Int, units: Range<Int>, scratch: Buffer) {
+        let tile = Self.tileColumns(rows: width)
+        let grad = gatheredGrad.ptr
+        // Each participant transposes into its own scratch: the slot of its first step, or for a
+        // split single step, the slot of its first unit block.
+        let slot = units.lowerBound == 0 ? range.lowerBound - first : units.lowerBound / 4
+        for n0 in stride(from: 0, to: n, by: tile) {
+            let n1 = min(n0 + tile, n), cols = n1 - n0
+            for t in range {
+                let k = min(keptCount[t], units.upperBound), idx = keptIndex.ptr + t * width, out = grad + gatherOffset[t]
+                guard units.lowerBound < k else { continue }
+                // G_t[:, tile] transposed (cols × B), so the kernel reads the batch as vectors.
+                let gt = scratch.ptr + (units.lowerBound == 0 ? t - first : slot) * tile * batch
+                for b in 0..<batch {
+                    let row = g + (t * batch + b) * ldg + n0
+                    for j in 0..<cols { gt[j * batch + b] = row[j] }
+                }
+                for u0 in stride(from: units.lowerBound, to: k, by: 4) {
+                    for b0 in stride(from: 0, to: batch, by: 24) {
+                        sdk_backward_data(Int32(min(4, k - u0)), Int32(min(24, batch - b0)), Int32(cols), w + n0, Int32(n),
+                                          idx + u0, gt + b0, Int32(batch), out + u0 * batch + b0, Int32(batch))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs body(n0, n1) over column tiles, tiles split across the pool's threads.
+    private func forTiles(_ n: Int, tile: Int, pool: ThreadPool?, _ body: (Int, Int) -> Void) {
+        let tiles = (n + tile - 1) / tile
+        func run(_ r: Range<Int>) { for i in r { body(i * tile, min((i + 1) * tile, n)) } }
+        if let pool { pool.forChunks(tiles, run) } else { run(0..<tiles) }
+    }
+
+    /// Floats of transposition scratch `backwardData` needs for `steps` steps of `batch` rows: one
+    /// tile per step, or per block of 4 kept units when a single step is split across threads.
+    public func backwardScratchCount(steps: Int, batch: Int) -> Int {
+        Self.tileColumns(rows: width) * batch * max(steps, (width + 3) / 4)
+    }
 }

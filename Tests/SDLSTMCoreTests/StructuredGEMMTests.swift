@@ -4,7 +4,9 @@ import XCTest
 /// The kept-columns-only GEMMs against the dense computation with the same mask, in double
 /// precision: forward, weight gradient and backward data, with row, column and batch tails.
 final class StructuredGEMMTests: XCTestCase {
-    func check(steps t: Int, batch b: Int, width d: Int, outputs n: Int, policy: DropoutPolicy, p: Float) throws {
+    func check(steps t: Int, batch b: Int, width d: Int, outputs n: Int, policy: DropoutPolicy, p: Float,
+               threads: Int = 1) throws {
+        let pool = ThreadPool(threads: threads)
         var rng = Random(seed: UInt64(t * 1000 + b * 10 + d))
         let mask = try DropoutMask(width: d)
         mask.setting = DropoutSetting(policy: policy, p: p)
@@ -25,21 +27,21 @@ final class StructuredGEMMTests: XCTestCase {
 
         let c = try Buffer(t * b * n)
         mask.gather(x.ptr, steps: 0..<t)
-        mask.forwardGEMM(w.ptr, n: n, into: c.ptr, ldc: n, steps: 0..<t)
+        mask.forwardGEMM(w.ptr, n: n, into: c.ptr, ldc: n, steps: 0..<t, pool: pool)
         var want = [Double](repeating: 0, count: t * b * n)
         for r in 0..<(t * b) { for j in 0..<d where xm[r * d + j] != 0 { for o in 0..<n { want[r * n + o] += xm[r * d + j] * Double(w[j * n + o]) } } }
         assertClose(c.array, want, atol: 1e-5, rtol: 1e-4, "forward")
 
         let dw = try Buffer(d * n)
         dw.array.indices.forEach { dw[$0] = 7 }  // stale values must be overwritten
-        mask.weightGradient(g.ptr, n: n, ldg: n, into: dw.ptr)
+        mask.weightGradient(g.ptr, n: n, ldg: n, into: dw.ptr, pool: pool)
         want = [Double](repeating: 0, count: d * n)
         for r in 0..<(t * b) { for j in 0..<d where xm[r * d + j] != 0 { for o in 0..<n { want[j * n + o] += xm[r * d + j] * Double(g[r * n + o]) } } }
         assertClose(dw.array, want, atol: 1e-5, rtol: 1e-4, "weight gradient")
 
         let dx = try Buffer(t * b * d)
         let scratch = try Buffer(mask.backwardScratchCount(steps: t, batch: b))
-        mask.backwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, scratch: scratch)
+        mask.backwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, scratch: scratch, pool: pool)
         want = [Double](repeating: 0, count: t * b * d)
         for s in 0..<t {
             for r in 0..<b {
@@ -62,5 +64,29 @@ final class StructuredGEMMTests: XCTestCase {
         let d = 300
         XCTAssertLessThan(DropoutMask.tileColumns(rows: d), 700)
         try check(steps: 2, batch: 7, width: d, outputs: 700, policy: .structured, p: 0.5)
+    }
+
+    func testThreeThreadsSplitTilesAndSteps() throws {
+        try check(steps: 5, batch: 20, width: 37, outputs: 150, policy: .structured, p: 0.5, threads: 3)
+    }
+
+    func testThreadsSplitTheUnitsOfASingleStep() throws {
+        try check(steps: 1, batch: 9, width: 45, outputs: 100, policy: .structured, p: 0.3, threads: 2)
+    }
+
+    /// Threads split columns and steps, never a sum: any thread count gives the same bits.
+    func testTrainingIsBitIdenticalAcrossThreadCounts() throws {
+        var params: [[[Float]]] = []
+        for threads in [1, 2, 3] {
+            let problem = try Problem(vocab: 50, embed: 24, hidden: 40, batch: 5, steps: 6)
+            try problem.model.setNumThreads(threads)
+            for site in [DropoutSite.input, .between, .output, .recurrent] {
+                try problem.model.setDropout(DropoutSetting(policy: .structured, p: 0.4), at: site)
+            }
+            for _ in 0..<3 { _ = try problem.step() }
+            params.append(problem.model.parameters.map(\.value.array))
+        }
+        XCTAssertEqual(params[0], params[1])
+        XCTAssertEqual(params[0], params[2])
     }
 }
