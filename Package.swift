@@ -16,6 +16,8 @@ let package = Package(
         .target(name: "SDLSTMCore", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "SDLSTMCAPI", dependencies: ["CSDLSTM", "SDLSTMCore"], exclude: ["sdlstm.map"]),
         .target(name: "SDLSTM", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
+        .executableTarget(name: "sdlstm-bench", dependencies: ["SDLSTMCore"], path: "bench",
+                          exclude: ["pytorch_reference.py", "compare.md"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SDLSTMCoreTests", dependencies: ["SDLSTMCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SDLSTMCAPITests", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
         .testTarget(name: "SDLSTMTests", dependencies: ["SDLSTM"], resources: [.copy("Resources")]),

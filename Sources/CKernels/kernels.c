@@ -26,13 +26,15 @@ static void weight_grad_c(int units, int n, int rows, const float *A, int lda, c
     }
 }
 
-static void backward_data_c(int units, int m, int k, const float *W, int ldw, const int32_t *idx,
-                            const float *Gt, int ldg, float *D, int ldd) {
-    for (int u = 0; u < units; u++) {
-        const float *w = W + (long)idx[u] * ldw;
-        for (int j = 0; j < k; j++)
-            for (int c = 0; c < m; c++) D[u * ldd + c] += w[j] * Gt[j * ldg + c];
-    }
+static void backward_data_c(int rows, int units, int k, const float *G, int ldg, const int32_t *idx,
+                            const float *W, int ldw, float *D, int ldd) {
+    for (int r = 0; r < rows; r++)
+        for (int u = 0; u < units; u++) {
+            const float *w = W + (long)idx[u] * ldw, *g = G + (long)r * ldg;
+            float sum = 0;
+            for (int j = 0; j < k; j++) sum += g[j] * w[j];
+            D[r * ldd + u] += sum;
+        }
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -134,43 +136,56 @@ AVX2 static void weight_grad_avx2(int units, int n, int rows, const float *A, in
     }
 }
 
-/* U kept units x 24 batch columns (three vectors), summed over k. */
-AVX2 INLINE void backward_data_block(const int full, const int U, int k, const float *W, int ldw, const int32_t *idx,
-                                     const float *Gt, int ldg, float *D, int ldd,
-                                     __m256i m0, __m256i m1, __m256i m2) {
-    __m256 c0[4], c1[4], c2[4];
-    const float *w[4];
-    for (int u = 0; u < U; u++) {
-        c0[u] = load8(full, D + u * ldd, m0);
-        c1[u] = load8(full, D + u * ldd + 8, m1);
-        c2[u] = load8(full, D + u * ldd + 16, m2);
-        w[u] = W + (long)idx[u] * ldw;
-    }
-    for (int j = 0; j < k; j++) {
-        const float *g = Gt + (long)j * ldg;
-        const __m256 g0 = load8(full, g, m0), g1 = load8(full, g + 8, m1),
-                     g2 = load8(full, g + 16, m2);
-        for (int u = 0; u < U; u++) {
-            const __m256 a = _mm256_broadcast_ss(w[u] + j);
-            c0[u] = _mm256_fmadd_ps(a, g0, c0[u]);
-            c1[u] = _mm256_fmadd_ps(a, g1, c1[u]);
-            c2[u] = _mm256_fmadd_ps(a, g2, c2[u]);
-        }
-    }
-    for (int u = 0; u < U; u++) {
-        store8(full, D + u * ldd, m0, c0[u]);
-        store8(full, D + u * ldd + 8, m1, c1[u]);
-        store8(full, D + u * ldd + 16, m2, c2[u]);
-    }
+AVX2 INLINE float hsum(__m256 v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
 }
 
-AVX2 static void backward_data_avx2(int units, int m, int k, const float *W, int ldw, const int32_t *idx,
-                                    const float *Gt, int ldg, float *D, int ldd) {
-    const __m256i m0 = tail_mask(m), m1 = tail_mask(m - 8), m2 = tail_mask(m - 16);
-    if (m == 24) {
-        SPECIALISE(backward_data_block, 1, units, k, W, ldw, idx, Gt, ldg, D, ldd, m0, m1, m2)
-    } else {
-        SPECIALISE(backward_data_block, 0, units, k, W, ldw, idx, Gt, ldg, D, ldd, m0, m1, m2)
+/* R rows of G x U kept rows of W: dot products along k, 8 columns at a time; the W operand is
+ * read once per row pair straight from memory (folded into the FMA), which keeps 12 accumulators
+ * and 3 G vectors in the 16 registers without spills. */
+AVX2 INLINE void backward_data_block(const int R, const int U, int k, const float *G, int ldg,
+                                     const int32_t *idx, const float *W, int ldw, float *D, int ldd) {
+    __m256 c[3][4];
+    const float *w[4];
+    for (int r = 0; r < R; r++)
+        for (int u = 0; u < U; u++) c[r][u] = _mm256_setzero_ps();
+    for (int u = 0; u < U; u++) w[u] = W + (long)idx[u] * ldw;
+    int j = 0;
+    for (; j + 8 <= k; j += 8) {
+        __m256 g[3];
+        for (int r = 0; r < R; r++) g[r] = _mm256_loadu_ps(G + (long)r * ldg + j);
+        for (int u = 0; u < U; u++) {
+            const __m256 wv = _mm256_loadu_ps(w[u] + j);
+            for (int r = 0; r < R; r++) c[r][u] = _mm256_fmadd_ps(g[r], wv, c[r][u]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int u = 0; u < U; u++) {
+            float sum = hsum(c[r][u]);
+            for (int jj = j; jj < k; jj++) sum += G[(long)r * ldg + jj] * w[u][jj];
+            D[r * ldd + u] += sum;
+        }
+}
+
+#define SPECIALISE_U(R, ...)                                                 \
+    switch (units) {                                                         \
+    case 4: backward_data_block(R, 4, __VA_ARGS__); break;                   \
+    case 3: backward_data_block(R, 3, __VA_ARGS__); break;                   \
+    case 2: backward_data_block(R, 2, __VA_ARGS__); break;                   \
+    case 1: backward_data_block(R, 1, __VA_ARGS__); break;                   \
+    default: break;                                                          \
+    }
+
+AVX2 static void backward_data_avx2(int rows, int units, int k, const float *G, int ldg, const int32_t *idx,
+                                    const float *W, int ldw, float *D, int ldd) {
+    switch (rows) {
+    case 3: SPECIALISE_U(3, k, G, ldg, idx, W, ldw, D, ldd) break;
+    case 2: SPECIALISE_U(2, k, G, ldg, idx, W, ldw, D, ldd) break;
+    case 1: SPECIALISE_U(1, k, G, ldg, idx, W, ldw, D, ldd) break;
+    default: break;
     }
 }
 
@@ -197,7 +212,7 @@ void sdk_weight_grad(int units, int n, int rows, const float *A, int lda, const 
     (sdk_has_avx2_fma() ? weight_grad_avx2 : weight_grad_c)(units, n, rows, A, lda, idx, G, ldg, dW, ldw);
 }
 
-void sdk_backward_data(int units, int m, int k, const float *W, int ldw, const int32_t *idx,
-                       const float *Gt, int ldg, float *D, int ldd) {
-    (sdk_has_avx2_fma() ? backward_data_avx2 : backward_data_c)(units, m, k, W, ldw, idx, Gt, ldg, D, ldd);
+void sdk_backward_data(int rows, int units, int k, const float *G, int ldg, const int32_t *idx,
+                       const float *W, int ldw, float *D, int ldd) {
+    (sdk_has_avx2_fma() ? backward_data_avx2 : backward_data_c)(rows, units, k, G, ldg, idx, W, ldw, D, ldd);
 }

@@ -3,7 +3,7 @@ import COpenBLAS
 /// Row-major single-precision GEMM: C = alpha · op(A) · op(B) + beta · C, op(A) m × k, op(B) k × n.
 /// With a pool, C's columns are split across the pool's threads, each running OpenBLAS on one
 /// thread: sdlstm owns all of its parallelism (see ThreadPool).
-func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
           alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
           b: UnsafePointer<Float>, ldb: Int,
           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool? = nil) {
@@ -28,7 +28,7 @@ func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
 
 /// Runs `body` with OpenBLAS on one thread and restores the host's setting afterwards: OpenBLAS's
 /// thread count is process-wide, and a library must not change it behind the host's back.
-func withSingleThreadedBLAS<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+public func withSingleThreadedBLAS<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
     let previous = openblas_get_num_threads()
     if previous != 1 { openblas_set_num_threads(1) }
     defer { if previous != 1 { openblas_set_num_threads(previous) } }

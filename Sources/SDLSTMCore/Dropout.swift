@@ -54,6 +54,8 @@ public final class DropoutMask {
     var gathered: Buffer
     var gatheredGrad: Buffer
     var gatherOffset: [Int] = []
+    /// Per-thread packed tiles of the weight (StructuredGEMM.swift).
+    var packs: [Buffer] = []
 
     public init(width: Int) throws(SDLSTMError) {
         self.width = width
@@ -65,14 +67,22 @@ public final class DropoutMask {
 
     public var isActive: Bool { hasExplicit || setting.isActive }
 
-    /// Reserves room for a window; allocation happens only when the window grows.
-    public func prepare(steps: Int, batch: Int) throws(SDLSTMError) {
+    /// Reserves room for a window of a consumer running on `threads` threads; allocation happens
+    /// only when the window grows.
+    public func prepare(steps: Int, batch: Int, threads: Int = 1) throws(SDLSTMError) {
+        let perThread = width * DropoutMask.tileColumns(rows: width)
+        if packs.count < threads || packs.first.map({ $0.count < perThread }) ?? true {
+            var fresh: [Buffer] = []
+            for _ in 0..<threads { fresh.append(try Buffer(perThread)) }
+            packs = fresh
+        }
         let need = steps * batch * width
         if values.count < need {
             values = try Buffer(need)
             gathered = try Buffer(need)
             gatheredGrad = try Buffer(need)
         }
+
         if keptIndex.count < steps * width { keptIndex = try IndexBuffer(steps * width) }
         if keptCount.count < steps {
             keptCount = [Int](repeating: 0, count: steps)
@@ -148,7 +158,7 @@ public final class DropoutMask {
     }
 
     /// dst[b][d] = src[b][d] * m(t, b, d) for the B rows of step t; src and dst may alias.
-    func apply(step t: Int, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
+    public func apply(step t: Int, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
         for b in 0..<batch {
             let m = multipliers(step: t, sample: b), s = src + b * width, o = dst + b * width
             for d in 0..<width { o[d] = s[d] * m[d] }

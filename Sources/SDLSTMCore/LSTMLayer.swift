@@ -27,7 +27,6 @@ public final class LSTMLayer {
     private var dGates: Buffer // T × B × 4H
     private var dh: Buffer     // B × H: gradient reaching H_{t-1} through the recurrence
     private var dhSteps: Buffer  // T × B × H: the same, per step, from the structured recurrent path
-    private var scratch: Buffer  // transposition scratch of the structured backward-data pass
     private var dc: Buffer     // B × H: gradient reaching C_{t-1}
     public private(set) var dx: Buffer  // gradient of the layer input, T × B × D
     private var input: UnsafePointer<Float>?
@@ -49,7 +48,7 @@ public final class LSTMLayer {
         (xm, gates, hs, cs, tcs, hr, dGates, dh, dc, dx) =
             (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0),
              try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
-        (dhSteps, scratch) = (try Buffer(0), try Buffer(0))
+        dhSteps = try Buffer(0)
     }
 
     public var parameters: [Parameter] { [wih, whh, bih, bhh] }
@@ -58,8 +57,9 @@ public final class LSTMLayer {
     func prepare(steps: Int, batch: Int) throws(SDLSTMError) {
         self.steps = steps
         self.batch = batch
-        try inputDropout.prepare(steps: steps, batch: batch)
-        try recurrentDropout.prepare(steps: steps, batch: batch)
+        let threads = compute?.threads ?? 1
+        try inputDropout.prepare(steps: steps, batch: batch, threads: threads)
+        try recurrentDropout.prepare(steps: steps, batch: batch, threads: threads)
         let rows = steps * batch
         guard rows > capacity else { return }
         let (d, h) = (inputSize, hiddenSize)
@@ -74,8 +74,6 @@ public final class LSTMLayer {
         dc = try Buffer(batch * h)
         dx = try Buffer(rows * d)
         dhSteps = try Buffer(rows * h)
-        scratch = try Buffer(max(inputDropout.backwardScratchCount(steps: steps, batch: batch),
-                                 recurrentDropout.backwardScratchCount(steps: 1, batch: batch)))
         capacity = rows
     }
 
@@ -173,7 +171,7 @@ public final class LSTMLayer {
             guard t > 0 else { break }
             if recurrentStructured {
                 recurrentDropout.backwardData(dGates.ptr, n: g4, ldg: g4, whh.value.ptr, into: dhSteps.ptr,
-                                              steps: t..<(t + 1), scratch: scratch, pool: pool)
+                                              steps: t..<(t + 1), pool: pool)
                 dhNext = UnsafePointer(dhSteps.ptr + t * b * h)
             } else {
                 gemm(transB: true, m: b, n: h, k: g4, a: dGates.ptr + t * b * g4, lda: g4,
@@ -208,7 +206,7 @@ public final class LSTMLayer {
 
         if needInputGradient && inputStructured {
             inputDropout.backwardData(dGates.ptr, n: g4, ldg: g4, wih.value.ptr, into: dx.ptr,
-                                      steps: 0..<steps, scratch: scratch, pool: pool)
+                                      steps: 0..<steps, pool: pool)
         } else if needInputGradient {
             gemm(transB: true, m: rows, n: d, k: g4, a: dGates.ptr, lda: g4, b: wih.value.ptr, ldb: g4,
                  beta: 0, c: dx.ptr, ldc: d, pool: pool)

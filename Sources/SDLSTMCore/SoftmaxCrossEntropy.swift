@@ -11,7 +11,6 @@ public final class OutputLayer {
     public let inputSize: Int, vocabSize: Int
     private var logits: Buffer
     private var hm: Buffer
-    private var scratch: Buffer
     private var rowLoss: UnsafeMutableBufferPointer<Double> = .allocate(capacity: 0)
     private(set) var dInput: Buffer
     private var steps = 0, batch = 0
@@ -29,19 +28,18 @@ public final class OutputLayer {
         weight = try Parameter("\(name).weight", rows: inputSize, cols: vocabSize, transposed: true)
         bias = try Parameter("\(name).bias", rows: vocabSize)
         dropout = try DropoutMask(width: inputSize)
-        (logits, hm, dInput, scratch) = (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
+        (logits, hm, dInput) = (try Buffer(0), try Buffer(0), try Buffer(0))
     }
 
     func prepare(steps: Int, batch: Int) throws(SDLSTMError) {
         self.steps = steps
         self.batch = batch
-        try dropout.prepare(steps: steps, batch: batch)
+        try dropout.prepare(steps: steps, batch: batch, threads: compute?.threads ?? 1)
         let rows = steps * batch
         if logits.count < rows * vocabSize {
             logits = try Buffer(rows * vocabSize)
             hm = try Buffer(rows * inputSize)
             dInput = try Buffer(rows * inputSize)
-            scratch = try Buffer(dropout.backwardScratchCount(steps: steps, batch: batch))
             rowLoss.deallocate()
             rowLoss = .allocate(capacity: rows)
         }
@@ -123,7 +121,7 @@ public final class OutputLayer {
         }
         if isStructured {
             dropout.backwardData(logits.ptr, n: v, ldg: v, weight.value.ptr, into: dInput.ptr,
-                                 steps: 0..<steps, scratch: scratch, pool: pool)
+                                 steps: 0..<steps, pool: pool)
         } else {
             gemm(transB: true, m: n, n: d, k: v, a: logits.ptr, lda: v, b: weight.value.ptr, ldb: v,
                  beta: 0, c: dInput.ptr, ldc: d, pool: pool)

@@ -34,15 +34,27 @@ extension DropoutMask {
     /// Threads take disjoint column tiles.
     public func forwardGEMM(_ w: UnsafePointer<Float>, n: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
                             steps range: Range<Int>, pool: ThreadPool? = nil) {
-        let tile = Self.tileColumns(rows: width)
-        forTiles(n, tile: tile, pool: pool) { n0, n1 in
+        forTiles(n, pool: pool) { n0, n1, pack, ldp in
+            // Several steps share the tile: pack it, one aligned cache line per kept row and strip
+            // and few pages. A single step (the recurrent pass) reads W in place.
+            let packed = range.count > 1
+            if packed {
+                for d in 0..<width {
+                    let dst = pack + d * ldp
+                    dst.update(from: w + d * n + n0, count: n1 - n0)
+                    if ldp > n1 - n0 { (dst + (n1 - n0)).update(repeating: 0, count: ldp - (n1 - n0)) }
+                }
+            }
+            let tileW = packed ? UnsafePointer(pack) : w + n0, ldw = packed ? ldp : n
             for t in range {
                 let k = keptCount[t], idx = keptIndex.ptr + t * width, a = gathered.ptr + gatherOffset[t]
-                for r0 in stride(from: 0, to: batch, by: 6) {
-                    let rows = min(6, batch - r0)
-                    for c0 in stride(from: n0, to: n1, by: 16) {
-                        sdk_forward(Int32(rows), Int32(min(16, n1 - c0)), Int32(k), a + r0 * k, Int32(k), idx,
-                                    w + c0, Int32(n), c + (t * batch + r0) * ldc + c0, Int32(ldc))
+                // Rows in even blocks of at most 6 (20 = 5 + 5 + 5 + 5, not 6 + 6 + 6 + 2).
+                let blocks = (batch + 5) / 6
+                for blk in 0..<blocks {
+                    let r0 = batch * blk / blocks, rows = batch * (blk + 1) / blocks - r0
+                    for c0 in stride(from: 0, to: n1 - n0, by: 16) {
+                        sdk_forward(Int32(rows), Int32(min(16, n1 - n0 - c0)), Int32(k), a + r0 * k, Int32(k), idx,
+                                    tileW + c0, Int32(ldw), c + (t * batch + r0) * ldc + n0 + c0, Int32(ldc))
                     }
                 }
             }
@@ -50,104 +62,94 @@ extension DropoutMask {
     }
 
     /// dW (width × n) = Σ_t X̃_t[:, S_t]ᵀ · G_t over every step: kept rows accumulate, rows no step
-    /// keeps are zero. G is time-major with row stride ldg. Threads take disjoint column tiles.
+    /// keeps are zero. G is time-major with row stride ldg. Threads take disjoint column tiles,
+    /// each accumulating into a packed tile that is copied out once.
     public func weightGradient(_ g: UnsafePointer<Float>, n: Int, ldg: Int, into dw: UnsafeMutablePointer<Float>,
                                pool: ThreadPool? = nil) {
-        let tile = Self.tileColumns(rows: width)
-        forTiles(n, tile: tile, pool: pool) { n0, n1 in
-            for d in 0..<width { (dw + d * n + n0).update(repeating: 0, count: n1 - n0) }
+        forTiles(n, pool: pool) { n0, n1, pack, ldp in
+            pack.update(repeating: 0, count: width * ldp)
             for t in 0..<steps {
                 let k = keptCount[t], idx = keptIndex.ptr + t * width, a = gathered.ptr + gatherOffset[t]
                 for u0 in stride(from: 0, to: k, by: 6) {
-                    for c0 in stride(from: n0, to: n1, by: 16) {
-                        sdk_weight_grad(Int32(min(6, k - u0)), Int32(min(16, n1 - c0)), Int32(batch), a + u0, Int32(k),
-                                        idx + u0, g + t * batch * ldg + c0, Int32(ldg), dw + c0, Int32(n))
+                    for c0 in stride(from: 0, to: n1 - n0, by: 16) {
+                        sdk_weight_grad(Int32(min(6, k - u0)), Int32(min(16, n1 - n0 - c0)), Int32(batch), a + u0, Int32(k),
+                                        idx + u0, g + t * batch * ldg + n0 + c0, Int32(ldg), pack + c0, Int32(ldp))
                     }
                 }
             }
+            for d in 0..<width { (dw + d * n + n0).update(from: pack + d * ldp, count: n1 - n0) }
         }
     }
 
     /// dX_t (B × width, time-major) = (G_t · W[S_t, :]ᵀ) · scale on the kept columns, 0 on the
-    /// dropped ones, for the given steps. `scratch` holds backwardScratchCount floats. Threads take
+    /// dropped ones, for the given steps: dot products of G_t's rows with W's kept rows. Each kept
+    /// row of W meets all B rows of G_t while it is in L1, so W streams once per step. Threads take
     /// disjoint steps, or for a single step disjoint blocks of kept units.
     public func backwardData(_ g: UnsafePointer<Float>, n: Int, ldg: Int, _ w: UnsafePointer<Float>,
-                             into dx: UnsafeMutablePointer<Float>, steps range: Range<Int>, scratch: Buffer,
-                             pool: ThreadPool? = nil) {
-        let grad = gatheredGrad.ptr
-        for t in range { (grad + gatherOffset[t]).update(repeating: 0, count: keptCount[t] * batch) }
+                             into dx: UnsafeMutablePointer<Float>, steps range: Range<Int>, pool: ThreadPool? = nil) {
         let parts = pool?.width ?? 1
         if range.count >= parts {
-            let body = { (steps: Range<Int>) in
-                self.backwardDataBlock(g, n: n, ldg: ldg, w, steps: steps, first: range.lowerBound, units: 0..<self.width,
-                                       scratch: scratch)
+            let run = { (part: Int) in
+                let lo = range.lowerBound + range.count * part / parts, hi = range.lowerBound + range.count * (part + 1) / parts
+                for t in lo..<hi { self.backwardDataStep(t, g, n: n, ldg: ldg, w, units: 0..<self.keptCount[t]) }
             }
-            if let pool, parts > 1 {
-                pool.forChunks(range.count) { r in body((range.lowerBound + r.lowerBound)..<(range.lowerBound + r.upperBound)) }
-            } else {
-                body(range)
-            }
+            if let pool, parts > 1 { pool.run(run) } else { run(0) }
         } else {
-            // Few steps (the recurrent pass runs one at a time): split the kept units, in blocks of 4.
+            // Few steps (the recurrent pass runs one at a time): split each step's kept units.
             for t in range {
                 let blocks = (keptCount[t] + 3) / 4
-                let body = { (r: Range<Int>) in
-                    self.backwardDataBlock(g, n: n, ldg: ldg, w, steps: t..<(t + 1), first: range.lowerBound,
-                                           units: (r.lowerBound * 4)..<min(r.upperBound * 4, self.keptCount[t]),
-                                           scratch: scratch)
+                let run = { (part: Int) in
+                    let units = (4 * (blocks * part / parts))..<min(4 * (blocks * (part + 1) / parts), self.keptCount[t])
+                    if !units.isEmpty { self.backwardDataStep(t, g, n: n, ldg: ldg, w, units: units) }
                 }
-                if let pool { pool.forChunks(blocks, body) } else { body(0..<blocks) }
+                if let pool, parts > 1 { pool.run(run) } else { run(0) }
             }
         }
         for t in range {
-            let k = keptCount[t], idx = keptIndex.ptr + t * width, src = grad + gatherOffset[t]
+            let k = keptCount[t], idx = keptIndex.ptr + t * width, src = gatheredGrad.ptr + gatherOffset[t]
             for b in 0..<batch {
-                let row = dx + (t * batch + b) * width
+                let row = dx + (t * batch + b) * width, grad = src + b * k
                 row.update(repeating: 0, count: width)
-                for u in 0..<k { row[Int(idx[u])] = src[u * batch + b] * scale }
+                for u in 0..<k { row[Int(idx[u])] = grad[u] * scale }
             }
         }
     }
 
-    /// The kept units `units` (positions in each step's list) of the given steps, every column tile.
-    private func backwardDataBlock(_ g: UnsafePointer<Float>, n: Int, ldg: Int, _ w: UnsafePointer<Float>,
-                                   steps range: Range<Int>, first: Int, units: Range<Int>, scratch: Buffer) {
+    /// Columns of G_t and W per pass of backwardDataStep: 20 rows of G stay in L2, 4 rows of W in L1.
+    static let backwardChunk = 512
+
+    /// Kept units `units` (positions in step t's list) of one step:
+    /// out[b][u] = Σ_j G_t[b][j] · W[idx[u]][j], into gatheredGrad (B × k at gatherOffset[t]).
+    private func backwardDataStep(_ t: Int, _ g: UnsafePointer<Float>, n: Int, ldg: Int, _ w: UnsafePointer<Float>,
+                                  units: Range<Int>) {
+        let k = keptCount[t], idx = keptIndex.ptr + t * width, out = gatheredGrad.ptr + gatherOffset[t]
+        for b in 0..<batch { (out + b * k + units.lowerBound).update(repeating: 0, count: units.count) }
+        for n0 in stride(from: 0, to: n, by: Self.backwardChunk) {
+            let cols = min(Self.backwardChunk, n - n0)
+            for u0 in stride(from: units.lowerBound, to: units.upperBound, by: 4) {
+                for r0 in stride(from: 0, to: batch, by: 3) {
+                    sdk_backward_data(Int32(min(3, batch - r0)), Int32(min(4, units.upperBound - u0)), Int32(cols),
+                                      g + (t * batch + r0) * ldg + n0, Int32(ldg), idx + u0, w + n0, Int32(n),
+                                      out + r0 * k + u0, Int32(k))
+                }
+            }
+        }
+    }
+
+    /// Runs body(n0, n1, pack, ldp) over column tiles, tiles split across the pool's threads; each
+    /// participant gets its own width × ldp packing buffer (ldp: the tile rounded up to 16).
+    private func forTiles(_ n: Int, pool: ThreadPool?, _ body: (Int, Int, UnsafeMutablePointer<Float>, Int) -> Void) {
         let tile = Self.tileColumns(rows: width)
-        let grad = gatheredGrad.ptr
-        // Each participant transposes into its own scratch: the slot of its first step, or for a
-        // split single step, the slot of its first unit block.
-        let slot = units.lowerBound == 0 ? range.lowerBound - first : units.lowerBound / 4
-        for n0 in stride(from: 0, to: n, by: tile) {
-            let n1 = min(n0 + tile, n), cols = n1 - n0
-            for t in range {
-                let k = min(keptCount[t], units.upperBound), idx = keptIndex.ptr + t * width, out = grad + gatherOffset[t]
-                guard units.lowerBound < k else { continue }
-                // G_t[:, tile] transposed (cols × B), so the kernel reads the batch as vectors.
-                let gt = scratch.ptr + (units.lowerBound == 0 ? t - first : slot) * tile * batch
-                for b in 0..<batch {
-                    let row = g + (t * batch + b) * ldg + n0
-                    for j in 0..<cols { gt[j * batch + b] = row[j] }
-                }
-                for u0 in stride(from: units.lowerBound, to: k, by: 4) {
-                    for b0 in stride(from: 0, to: batch, by: 24) {
-                        sdk_backward_data(Int32(min(4, k - u0)), Int32(min(24, batch - b0)), Int32(cols), w + n0, Int32(n),
-                                          idx + u0, gt + b0, Int32(batch), out + u0 * batch + b0, Int32(batch))
-                    }
-                }
+        // prepare(threads:) sized the packing buffers; fewer participants if it was told fewer threads.
+        let tiles = (n + tile - 1) / tile, parts = max(1, min(pool?.width ?? 1, tiles, packs.count))
+        let ldp = min(tile, (n + 15) / 16 * 16)
+        func run(_ part: Int) {
+            let pack = packs[part].ptr
+            for i in (tiles * part / parts)..<(tiles * (part + 1) / parts) {
+                body(i * tile, min((i + 1) * tile, n), pack, ldp)
             }
         }
+        if let pool, parts > 1 { pool.run { if $0 < parts { run($0) } } } else { run(0) }
     }
 
-    /// Runs body(n0, n1) over column tiles, tiles split across the pool's threads.
-    private func forTiles(_ n: Int, tile: Int, pool: ThreadPool?, _ body: (Int, Int) -> Void) {
-        let tiles = (n + tile - 1) / tile
-        func run(_ r: Range<Int>) { for i in r { body(i * tile, min((i + 1) * tile, n)) } }
-        if let pool { pool.forChunks(tiles, run) } else { run(0..<tiles) }
-    }
-
-    /// Floats of transposition scratch `backwardData` needs for `steps` steps of `batch` rows: one
-    /// tile per step, or per block of 4 kept units when a single step is split across threads.
-    public func backwardScratchCount(steps: Int, batch: Int) -> Int {
-        Self.tileColumns(rows: width) * batch * max(steps, (width + 3) / 4)
-    }
 }

@@ -10,7 +10,7 @@ final class StructuredGEMMTests: XCTestCase {
         var rng = Random(seed: UInt64(t * 1000 + b * 10 + d))
         let mask = try DropoutMask(width: d)
         mask.setting = DropoutSetting(policy: policy, p: p)
-        try mask.prepare(steps: t, batch: b)
+        try mask.prepare(steps: t, batch: b, threads: threads)
         mask.sample(steps: t, batch: b, rng: &rng)
         XCTAssertTrue(mask.columnar)
         let x = try Buffer((0..<(t * b * d)).map { _ in rng.uniform() - 0.5 })
@@ -40,8 +40,7 @@ final class StructuredGEMMTests: XCTestCase {
         assertClose(dw.array, want, atol: 1e-5, rtol: 1e-4, "weight gradient")
 
         let dx = try Buffer(t * b * d)
-        let scratch = try Buffer(mask.backwardScratchCount(steps: t, batch: b))
-        mask.backwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, scratch: scratch, pool: pool)
+        mask.backwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, pool: pool)
         want = [Double](repeating: 0, count: t * b * d)
         for s in 0..<t {
             for r in 0..<b {

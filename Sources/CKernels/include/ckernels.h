@@ -22,9 +22,9 @@ void sdk_forward(int rows, int n, int k, const float *A, int lda, const int32_t 
 void sdk_weight_grad(int units, int n, int rows, const float *A, int lda, const int32_t *idx,
                      const float *G, int ldg, float *dW, int ldw);
 
-/* Backward data, transposed: D[u][0:m] += sum_j W[idx[u]][j] * Gt[j][0:m] for u < units (<= 4),
- * j < k, m <= 24 (the batch). Gt is the step's output gradient transposed (k x ldg). */
-void sdk_backward_data(int units, int m, int k, const float *W, int ldw, const int32_t *idx,
-                       const float *Gt, int ldg, float *D, int ldd);
+/* Backward data: D[r][u] += sum_j G[r][j] * W[idx[u]][j] for r < rows (<= 3), u < units (<= 4),
+ * j < k: dot products of the step's output-gradient rows (ldg) with kept rows of W (ldw). */
+void sdk_backward_data(int rows, int units, int k, const float *G, int ldg, const int32_t *idx,
+                       const float *W, int ldw, float *D, int ldd);
 
 #endif

@@ -1,0 +1,225 @@
+// sdlstm-bench: training-step and kernel benchmarks, one JSON line per configuration.
+//
+//   sdlstm-bench model ptb-medium|ptb-large [--threads N] [--rounds N]
+//   sdlstm-bench kernels [--threads N] [--rounds N]
+//
+// Variants are interleaved round by round, in a shuffled order, on one model (or one set of
+// buffers), so that machine drift hits them alike; each line reports the median of the timed
+// rounds. Ratios between lines of one run are the result; absolute times vary with the machine.
+
+import Glibc
+import SDLSTMCore
+
+/// Wall-clock time; `--cpu-time` (one thread only) reads this thread's CPU time instead, which a
+/// busy shared machine disturbs less while tuning a kernel.
+let clock = CommandLine.arguments.contains("--cpu-time") ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(clock, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// Peak resident set of this process so far (VmHWM), in MiB.
+func peakRSSMiB() -> Double {
+    guard let f = fopen("/proc/self/status", "r") else { return 0 }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, 256, f) != nil {
+        let s = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        if s.hasPrefix("VmHWM:") {
+            let kb = s.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Double($0) } ?? 0
+            return kb / 1024
+        }
+    }
+    return 0
+}
+
+func json(_ fields: [(String, Any)]) -> String {
+    "{" + fields.map { k, v in
+        let value: String
+        switch v {
+        case let s as String: value = "\"\(s)\""
+        case let d as Double: value = d.isFinite ? String(format3(d)) : "null"
+        default: value = "\(v)"
+        }
+        return "\"\(k)\":\(value)"
+    }.joined(separator: ",") + "}"
+}
+
+func format3(_ d: Double) -> String {
+    var buf = [CChar](repeating: 0, count: 64)
+    _ = withVaList([d]) { vsnprintf(&buf, 64, "%.4g", $0) }
+    return buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+}
+
+var args = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String, _ fallback: Int) -> Int {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count, let v = Int(args[i + 1]) else { return fallback }
+    return v
+}
+let threads = option("--threads", 2)
+let rounds = option("--rounds", 12)
+let warmup = 2
+var shuffler = Random(seed: 2021)
+
+func shuffled<T>(_ xs: [T]) -> [T] {
+    var a = xs
+    for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(shuffler.next() % UInt64(i + 1))) }
+    return a
+}
+
+// MARK: - Whole training steps
+
+struct Shape { let name: String; let hidden: Int; let layers: Int; let vocab: Int; let batch: Int; let bptt: Int; let p: Float }
+
+func benchModel(_ shape: Shape) throws {
+    var cfg = ModelConfig()
+    (cfg.vocabSize, cfg.embedSize, cfg.hiddenSize, cfg.numLayers) = (shape.vocab, shape.hidden, shape.hidden, shape.layers)
+    let model = try LanguageModel(cfg)
+    try model.setNumThreads(threads)
+    model.optimizer.learningRate = 1
+    model.optimizer.clipNorm = 0.25
+    var rng = Random(seed: 7)
+    let n = shape.batch * shape.bptt
+    let inputs = (0..<n).map { _ in Int32(rng.next() % UInt64(shape.vocab)) }
+    let targets = (0..<n).map { _ in Int32(rng.next() % UInt64(shape.vocab)) }
+
+    struct Variant { let policy: DropoutPolicy; let rh: Bool; var times: [Double] = []; var skipped = 0.0 }
+    var variants = [Variant(policy: .none, rh: false)]
+    for policy in [DropoutPolicy.variational, .standard, .structured, .structuredFixed] {
+        variants.append(Variant(policy: policy, rh: false))
+    }
+    variants.append(Variant(policy: .standard, rh: true))
+    variants.append(Variant(policy: .structured, rh: true))
+
+    try inputs.withUnsafeBufferPointer { i in
+        try targets.withUnsafeBufferPointer { t in
+            let batch = Batch(batchSize: shape.batch, seqLen: shape.bptt, inputs: i.baseAddress!, targets: t.baseAddress!)
+            for round in 0..<(warmup + rounds) {
+                for v in shuffled(Array(variants.indices)) {
+                    let setting = DropoutSetting(policy: variants[v].policy, p: shape.p)
+                    for site in [DropoutSite.input, .between, .output] { try model.setDropout(setting, at: site) }
+                    try model.setDropout(variants[v].rh ? setting : DropoutSetting(), at: .recurrent)
+                    let start = now()
+                    let stats = try model.step(batch)
+                    let elapsed = now() - start
+                    if round >= warmup { variants[v].times.append(elapsed) }
+                    variants[v].skipped = stats.skippedMACsFraction
+                }
+            }
+        }
+    }
+    let rss = peakRSSMiB()
+    let baseline = { (rh: Bool) in median(variants.first { $0.policy == .standard && $0.rh == rh }!.times) }
+    for v in variants {
+        let ms = median(v.times) * 1000
+        print(json([("model", shape.name), ("policy", policyName(v.policy)), ("sites", v.rh ? "NR+RH" : "NR"),
+                    ("p", v.policy == .none ? 0.0 : Double(shape.p)), ("batch", shape.batch), ("bptt", shape.bptt),
+                    ("threads", threads), ("ms_per_step", ms), ("words_per_s", Double(n) / (ms / 1000)),
+                    ("speedup_vs_standard", baseline(v.rh) * 1000 / ms),
+                    ("skipped_macs_fraction", v.skipped), ("peak_rss_mb", rss), ("steps", v.times.count)]))
+    }
+}
+
+func policyName(_ p: DropoutPolicy) -> String {
+    switch p {
+    case .none: return "none"
+    case .variational: return "variational"
+    case .standard: return "standard"
+    case .structured: return "structured"
+    case .structuredFixed: return "structured-fixed"
+    }
+}
+
+// MARK: - Kernels against dense OpenBLAS on the same masked operand
+
+func benchKernels() throws {
+    let (t, b, d) = (35, 20, 650)
+    let pool = ThreadPool(threads: threads)
+    for n in [2600, 10_000] {
+        for keep in [0.5, 0.35] as [Float] {
+            var rng = Random(seed: UInt64(n) + UInt64(keep * 100))
+            let mask = try DropoutMask(width: d)
+            mask.setting = DropoutSetting(policy: .structured, p: 1 - keep)
+            try mask.prepare(steps: t, batch: b, threads: threads)
+            mask.sample(steps: t, batch: b, rng: &rng)
+            let x = try Buffer((0..<(t * b * d)).map { _ in rng.uniform() - 0.5 })
+            let xm = try Buffer(t * b * d)
+            for s in 0..<t { mask.apply(step: s, x.ptr + s * b * d, xm.ptr + s * b * d) }
+            let w = try Buffer((0..<(d * n)).map { _ in rng.uniform() - 0.5 })
+            let g = try Buffer((0..<(t * b * n)).map { _ in rng.uniform() - 0.5 })
+            let c = try Buffer(t * b * n), dw = try Buffer(d * n), dx = try Buffer(t * b * d)
+    
+            let kernels: [(String, () -> Void, () -> Void)] = [
+                ("forward",
+                 { mask.gather(x.ptr, steps: 0..<t); c.zero(); mask.forwardGEMM(w.ptr, n: n, into: c.ptr, ldc: n, steps: 0..<t, pool: pool) },
+                 { gemm(m: t * b, n: n, k: d, a: xm.ptr, lda: d, b: w.ptr, ldb: n, beta: 0, c: c.ptr, ldc: n, pool: pool) }),
+                ("weight-gradient",
+                 { mask.gather(x.ptr, steps: 0..<t); mask.weightGradient(g.ptr, n: n, ldg: n, into: dw.ptr, pool: pool) },
+                 { gemm(transA: true, m: d, n: n, k: t * b, a: xm.ptr, lda: d, b: g.ptr, ldb: n, beta: 0, c: dw.ptr, ldc: n, pool: pool) }),
+                ("backward-data",
+                 { mask.backwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, pool: pool) },
+                 { gemm(transB: true, m: t * b, n: d, k: n, a: g.ptr, lda: n, b: w.ptr, ldb: n, beta: 0, c: dx.ptr, ldc: d, pool: pool)
+                   for s in 0..<t { mask.apply(step: s, dx.ptr + s * b * d, dx.ptr + s * b * d) } }),
+                ("recurrent",
+                 { for s in 0..<t {
+                     mask.gather(x.ptr, steps: s..<(s + 1))
+                     mask.forwardGEMM(w.ptr, n: n, into: c.ptr, ldc: n, steps: s..<(s + 1), pool: pool) } },
+                 { for s in 0..<t {
+                     gemm(m: b, n: n, k: d, a: xm.ptr + s * b * d, lda: d, b: w.ptr, ldb: n,
+                         beta: 0, c: c.ptr + s * b * n, ldc: n, pool: pool) } }),
+            ]
+            for (name, masked, dense) in kernels {
+                if name == "recurrent" && n != 2600 { continue }  // W_hh is H × 4H: N = 4H only
+                var tm: [Double] = [], td: [Double] = []
+                for round in 0..<(warmup + rounds) {
+                    let order = shuffler.next() % 2 == 0
+                    for which in order ? [0, 1] : [1, 0] {
+                        let start = now()
+                        withSingleThreadedBLAS { which == 0 ? masked() : dense() }
+                        let e = now() - start
+                        if round >= warmup { if which == 0 { tm.append(e) } else { td.append(e) } }
+                    }
+                }
+                let ms = median(tm) * 1000, denseMs = median(td) * 1000
+                print(json([("kernel", name), ("T", t), ("B", b), ("D", d), ("N", n), ("keep", Double(keep)),
+                            ("threads", threads), ("ms", ms), ("dense_ms", denseMs), ("ratio", denseMs / ms),
+                            ("ideal", 1 / Double(keep))]))
+            }
+        }
+    }
+}
+
+func warn(_ s: String) { _ = (s + "\n").withCString { write(2, $0, strlen($0)) } }
+
+// MARK: - Main
+
+let shapes = [
+    Shape(name: "ptb-medium", hidden: 650, layers: 2, vocab: 10_000, batch: 20, bptt: 35, p: 0.5),
+    Shape(name: "ptb-large", hidden: 1500, layers: 2, vocab: 10_000, batch: 20, bptt: 35, p: 0.65),
+]
+
+do {
+    switch args.first {
+    case "model":
+        guard args.count >= 2, let shape = shapes.first(where: { $0.name == args[1] }) else {
+            warn("sdlstm-bench model: shapes are \(shapes.map(\.name))")
+            exit(2)
+        }
+        try benchModel(shape)
+    case "kernels":
+        try benchKernels()
+    default:
+        warn("usage: sdlstm-bench model SHAPE | kernels [--threads N] [--rounds N]")
+        exit(2)
+    }
+} catch {
+    warn("sdlstm-bench: \(error)")
+    exit(1)
+}
