@@ -14,7 +14,7 @@ LIB_SCRATCH := .build-lib
 LIB         := build/lib/libsdlstm.so
 LM          := build/bin/sdlstm-lm
 
-.PHONY: help deps lib examples test test-swift test-abi install demo clean
+.PHONY: help deps lib examples test test-swift test-abi install demo bench clean
 
 help:
 	@echo "make demo     train a small PTB model with structured and with standard dropout"
@@ -22,6 +22,7 @@ help:
 	@echo "make lib      build/lib/libsdlstm.so (no Swift runtime dependency)"
 	@echo "make examples build/bin/sdlstm-lm"
 	@echo "make install  PREFIX=/dir: lib/libsdlstm.so, include/sdlstm.h, lib/pkgconfig/sdlstm.pc"
+	@echo "make bench    kernel and training-step benchmarks (JSON lines), PyTorch beside them if installed"
 
 # Installs only what is missing; needs root (or sudo) only when something is.
 deps:
@@ -89,6 +90,23 @@ demo: examples
 	  { n = split($$0, kv, /[{},]/); for (i = 1; i <= n; i++) { split(kv[i], p, ":"); gsub(/"/, "", p[1]); gsub(/"/, "", p[2]); v[p[1]] = p[2] } \
 	    printf "%-11s %10.1f %10.1f %10.0f %7.0f%%\n", v["policy"], v["valid_ppl"], v["test_ppl"], v["words_per_s"], 100 * v["skipped_macs_fraction"] }' \
 	  build/demo-structured.json build/demo-standard.json
+
+# JSON lines into build/bench.jsonl, the tables into build/bench.md (bench/compare.md keeps a copy).
+# BENCH_THREADS and BENCH_ROUNDS override the defaults (2 threads, 12 timed rounds).
+BENCH_THREADS ?= 2
+BENCH_ROUNDS  ?= 12
+bench: deps
+	swift build -c release --product sdlstm-bench
+	@mkdir -p build
+	@bin=$$(swift build -c release --show-bin-path)/sdlstm-bench; \
+	{ $$bin kernels --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
+	  $$bin model ptb-medium --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
+	  $$bin model ptb-large --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
+	  if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	    OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/pytorch_reference.py --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
+	  else echo "bench: python3-torch not installed, no PyTorch reference" >&2; fi; \
+	} | tee build/bench.jsonl
+	@python3 bench/summarize.py < build/bench.jsonl | tee build/bench.md
 
 clean:
 	rm -rf build .build $(LIB_SCRATCH)
