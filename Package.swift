@@ -17,7 +17,7 @@ let package = Package(
         .target(name: "SDLSTMCAPI", dependencies: ["CSDLSTM", "SDLSTMCore"], exclude: ["sdlstm.map"]),
         .target(name: "SDLSTM", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
         .executableTarget(name: "sdlstm-bench", dependencies: ["SDLSTMCore"], path: "bench",
-                          exclude: ["pytorch_reference.py", "compare.md"], swiftSettings: [.swiftLanguageMode(.v5)]),
+                          exclude: ["pytorch_reference.py", "summarize.py", "compare.md"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SDLSTMCoreTests", dependencies: ["SDLSTMCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SDLSTMCAPITests", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
         .testTarget(name: "SDLSTMTests", dependencies: ["SDLSTM"], resources: [.copy("Resources")]),
