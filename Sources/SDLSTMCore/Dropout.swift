@@ -67,6 +67,9 @@ public final class DropoutMask {
 
     public var isActive: Bool { hasExplicit || setting.isActive }
 
+    /// Whether the next window's masks can have the column form (consumers size workspaces by it).
+    public var mayBeColumnar: Bool { hasExplicit || setting.policy.isStructured }
+
     /// Reserves room for a window of a consumer running on `threads` threads; allocation happens
     /// only when the window grows.
     public func prepare(steps: Int, batch: Int, threads: Int = 1) throws(SDLSTMError) {

@@ -27,6 +27,7 @@ public final class LSTMLayer {
     private var dGates: Buffer // T × B × 4H
     private var dh: Buffer     // B × H: gradient reaching H_{t-1} through the recurrence
     private var dhSteps: Buffer  // T × B × H: the same, per step, from the structured recurrent path
+    private var whhPanels: Buffer  // W_hh in 16-column panels, packed once per window (structured RH)
     private var dc: Buffer     // B × H: gradient reaching C_{t-1}
     public private(set) var dx: Buffer  // gradient of the layer input, T × B × D
     private var input: UnsafePointer<Float>?
@@ -49,6 +50,7 @@ public final class LSTMLayer {
             (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0),
              try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
         dhSteps = try Buffer(0)
+        whhPanels = try Buffer(0)
     }
 
     public var parameters: [Parameter] { [wih, whh, bih, bhh] }
@@ -60,6 +62,9 @@ public final class LSTMLayer {
         let threads = compute?.threads ?? 1
         try inputDropout.prepare(steps: steps, batch: batch, threads: threads)
         try recurrentDropout.prepare(steps: steps, batch: batch, threads: threads)
+        if recurrentDropout.mayBeColumnar && whhPanels.count == 0 {
+            whhPanels = try Buffer(panelCount(rows: hiddenSize, n: 4 * hiddenSize))
+        }
         let rows = steps * batch
         guard rows > capacity else { return }
         let (d, h) = (inputSize, hiddenSize)
@@ -111,15 +116,16 @@ public final class LSTMLayer {
 
         hs.ptr.update(from: h0, count: b * h)
         cs.ptr.update(from: c0, count: b * h)
-        let recurrentMask = dropout && recurrentDropout.isActive
         let recurrentStructured = structured(recurrentDropout, dropout)
+        if recurrentStructured { packPanels(whh.value.ptr, rows: h, n: g4, into: whhPanels.ptr) }
+        let recurrentMask = dropout && recurrentDropout.isActive
         for t in 0..<steps {
             let hPrevious = hs.ptr + t * b * h
             let gt = gates.ptr + t * b * g4
             if recurrentStructured {
                 // Slot t of hs is H_{t-1}: the step's input to W_hh, as row block t.
                 recurrentDropout.gather(hs.ptr, steps: t..<(t + 1))
-                recurrentDropout.forwardGEMM(whh.value.ptr, n: g4, into: gates.ptr, ldc: g4, steps: t..<(t + 1), pool: pool)
+                recurrentDropout.forwardStep(t, panels: whhPanels.ptr, n: g4, into: gates.ptr, ldc: g4, pool: pool)
             } else {
                 var hIn = UnsafePointer(hPrevious)
                 if recurrentMask {

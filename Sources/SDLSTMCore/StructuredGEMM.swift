@@ -61,6 +61,15 @@ extension DropoutMask {
         }
     }
 
+    /// C_t (B × n) += X̃_t[:, S_t] · W[S_t, :] for one gathered step, W in panels (packPanels):
+    /// the recurrent pass, where the window's steps cannot share a tile.
+    public func forwardStep(_ t: Int, panels: UnsafePointer<Float>, n: Int, into c: UnsafeMutablePointer<Float>,
+                            ldc: Int, pool: ThreadPool?) {
+        let k = keptCount[t]
+        panelGEMM(batch: batch, n: n, k: k, a: gathered.ptr + gatherOffset[t], lda: k, idx: keptIndex.ptr + t * width,
+                  panels: panels, rows: width, c: c + t * batch * ldc, ldc: ldc, pool: pool)
+    }
+
     /// dW (width × n) = Σ_t X̃_t[:, S_t]ᵀ · G_t over every step: kept rows accumulate, rows no step
     /// keeps are zero. G is time-major with row stride ldg. Threads take disjoint column tiles,
     /// each accumulating into a packed tile that is copied out once.
@@ -82,28 +91,25 @@ extension DropoutMask {
     }
 
     /// dX_t (B × width, time-major) = (G_t · W[S_t, :]ᵀ) · scale on the kept columns, 0 on the
-    /// dropped ones, for the given steps: dot products of G_t's rows with W's kept rows. Each kept
-    /// row of W meets all B rows of G_t while it is in L1, so W streams once per step. Threads take
-    /// disjoint steps, or for a single step disjoint blocks of kept units.
+    /// dropped ones, for the given steps: dot products of G_t's rows with W's kept rows (dotGEMM).
+    /// Each kept row of W meets all B rows of G_t while it is in L1, so W streams once per step.
+    /// Threads take disjoint steps, or for a single step disjoint blocks of kept units.
     public func backwardData(_ g: UnsafePointer<Float>, n: Int, ldg: Int, _ w: UnsafePointer<Float>,
                              into dx: UnsafeMutablePointer<Float>, steps range: Range<Int>, pool: ThreadPool? = nil) {
         let parts = pool?.width ?? 1
-        if range.count >= parts {
-            let run = { (part: Int) in
+        func step(_ t: Int, _ threads: ThreadPool?) {
+            let k = keptCount[t]
+            dotGEMM(batch: batch, n: n, units: k, g: g + t * batch * ldg, ldg: ldg, idx: keptIndex.ptr + t * width,
+                    w: w, ldw: n, d: gatheredGrad.ptr + gatherOffset[t], ldd: k, pool: threads)
+        }
+        if range.count >= parts, let pool, parts > 1 {
+            pool.run { part in
                 let lo = range.lowerBound + range.count * part / parts, hi = range.lowerBound + range.count * (part + 1) / parts
-                for t in lo..<hi { self.backwardDataStep(t, g, n: n, ldg: ldg, w, units: 0..<self.keptCount[t]) }
+                for t in lo..<hi { step(t, nil) }
             }
-            if let pool, parts > 1 { pool.run(run) } else { run(0) }
         } else {
-            // Few steps (the recurrent pass runs one at a time): split each step's kept units.
-            for t in range {
-                let blocks = (keptCount[t] + 3) / 4
-                let run = { (part: Int) in
-                    let units = (4 * (blocks * part / parts))..<min(4 * (blocks * (part + 1) / parts), self.keptCount[t])
-                    if !units.isEmpty { self.backwardDataStep(t, g, n: n, ldg: ldg, w, units: units) }
-                }
-                if let pool, parts > 1 { pool.run(run) } else { run(0) }
-            }
+            // Few steps (the recurrent pass runs one at a time): threads split each step's kept units.
+            for t in range { step(t, pool) }
         }
         for t in range {
             let k = keptCount[t], idx = keptIndex.ptr + t * width, src = gatheredGrad.ptr + gatherOffset[t]
@@ -115,26 +121,8 @@ extension DropoutMask {
         }
     }
 
-    /// Columns of G_t and W per pass of backwardDataStep: 20 rows of G stay in L2, 4 rows of W in L1.
+    /// Columns of G and W per pass of the dot-product kernel: a few rows of G stay in L2, 4 rows of W in L1.
     static let backwardChunk = 512
-
-    /// Kept units `units` (positions in step t's list) of one step:
-    /// out[b][u] = Σ_j G_t[b][j] · W[idx[u]][j], into gatheredGrad (B × k at gatherOffset[t]).
-    private func backwardDataStep(_ t: Int, _ g: UnsafePointer<Float>, n: Int, ldg: Int, _ w: UnsafePointer<Float>,
-                                  units: Range<Int>) {
-        let k = keptCount[t], idx = keptIndex.ptr + t * width, out = gatheredGrad.ptr + gatherOffset[t]
-        for b in 0..<batch { (out + b * k + units.lowerBound).update(repeating: 0, count: units.count) }
-        for n0 in stride(from: 0, to: n, by: Self.backwardChunk) {
-            let cols = min(Self.backwardChunk, n - n0)
-            for u0 in stride(from: units.lowerBound, to: units.upperBound, by: 4) {
-                for r0 in stride(from: 0, to: batch, by: 3) {
-                    sdk_backward_data(Int32(min(3, batch - r0)), Int32(min(4, units.upperBound - u0)), Int32(cols),
-                                      g + (t * batch + r0) * ldg + n0, Int32(ldg), idx + u0, w + n0, Int32(n),
-                                      out + r0 * k + u0, Int32(k))
-                }
-            }
-        }
-    }
 
     /// Runs body(n0, n1, pack, ldp) over column tiles, tiles split across the pool's threads; each
     /// participant gets its own width × ldp packing buffer (ldp: the tile rounded up to 16).
@@ -152,4 +140,68 @@ extension DropoutMask {
         if let pool, parts > 1 { pool.run { if $0 < parts { run($0) } } } else { run(0) }
     }
 
+}
+
+// MARK: - Panels and dot products
+//
+// A structured recurrent input (RH site) changes its kept rows every step, and the steps run one
+// after another, so no tile of W_hh can serve several of them. W_hh is packed once per window
+// into 16-column panels (H rows × 16 floats each, contiguous: one cache line per kept row, few
+// pages), and each step's indexed micro-kernel walks its kept rows through them. The backward
+// data pass reads W rows in place with the dot-product kernel.
+
+/// Floats of the panel form of a rows × n matrix.
+public func panelCount(rows: Int, n: Int) -> Int { rows * ((n + 15) / 16 * 16) }
+
+/// Packs W (rows × n, row-major) into 16-column panels, the last one zero-padded.
+public func packPanels(_ w: UnsafePointer<Float>, rows: Int, n: Int, into p: UnsafeMutablePointer<Float>) {
+    for c0 in stride(from: 0, to: n, by: 16) {
+        let panel = p + c0 * rows, cols = min(16, n - c0)
+        for r in 0..<rows {
+            (panel + r * 16).update(from: w + r * n + c0, count: cols)
+            if cols < 16 { (panel + r * 16 + cols).update(repeating: 0, count: 16 - cols) }
+        }
+    }
+}
+
+/// C (batch × n, row stride ldc) += A (batch × k, row stride lda) · W[idx[0..<k], :], W in panels
+/// of `rows` rows. Threads take disjoint panels.
+public func panelGEMM(batch: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, idx: UnsafePointer<Int32>,
+                      panels: UnsafePointer<Float>, rows: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                      pool: ThreadPool?) {
+    let strips = (n + 15) / 16, blocks = (batch + 5) / 6
+    func run(_ r: Range<Int>) {
+        for s in r {
+            let c0 = s * 16
+            for blk in 0..<blocks {
+                let r0 = batch * blk / blocks, m = batch * (blk + 1) / blocks - r0
+                sdk_forward(Int32(m), Int32(min(16, n - c0)), Int32(k), a + r0 * lda, Int32(lda), idx,
+                            panels + c0 * rows, 16, c + r0 * ldc + c0, Int32(ldc))
+            }
+        }
+    }
+    if let pool, pool.width > 1 { pool.forChunks(strips, run) } else { run(0..<strips) }
+}
+
+/// D (batch × units, row stride ldd) = G (batch × n, row stride ldg) · W[idx[0..<units], :]ᵀ:
+/// dot products of G's rows with W's rows (row stride ldw). Threads take disjoint blocks of units.
+public func dotGEMM(batch: Int, n: Int, units: Int, g: UnsafePointer<Float>, ldg: Int, idx: UnsafePointer<Int32>,
+                    w: UnsafePointer<Float>, ldw: Int, d: UnsafeMutablePointer<Float>, ldd: Int, pool: ThreadPool?) {
+    let blocks = (units + 3) / 4
+    func run(_ r: Range<Int>) {
+        let lo = r.lowerBound * 4, hi = min(r.upperBound * 4, units)
+        guard lo < hi else { return }
+        for b in 0..<batch { (d + b * ldd + lo).update(repeating: 0, count: hi - lo) }
+        for n0 in stride(from: 0, to: n, by: DropoutMask.backwardChunk) {
+            let cols = min(DropoutMask.backwardChunk, n - n0)
+            for u0 in stride(from: lo, to: hi, by: 4) {
+                for r0 in stride(from: 0, to: batch, by: 3) {
+                    sdk_backward_data(Int32(min(3, batch - r0)), Int32(min(4, hi - u0)), Int32(cols),
+                                      g + r0 * ldg + n0, Int32(ldg), idx + u0, w + n0, Int32(ldw),
+                                      d + r0 * ldd + u0, Int32(ldd))
+                }
+            }
+        }
+    }
+    if let pool, pool.width > 1 { pool.forChunks(blocks, run) } else { run(0..<blocks) }
 }
