@@ -18,7 +18,7 @@ let package = Package(
         .target(name: "SDLSTM", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
         .executableTarget(name: "sdlstm-bench", dependencies: ["SDLSTMCore"], path: "bench",
                           exclude: ["pytorch_reference.py", "summarize.py", "compare.md"], swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "SDLSTMCoreTests", dependencies: ["SDLSTMCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SDLSTMCoreTests", dependencies: ["SDLSTMCore", "COpenBLAS"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SDLSTMCAPITests", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
         .testTarget(name: "SDLSTMTests", dependencies: ["SDLSTM"], resources: [.copy("Resources")]),
     ]
