@@ -7,14 +7,16 @@ CC       ?= cc
 CFLAGS   ?= -std=c11 -O2 -Wall -Wextra -pedantic
 THREADS  ?= $(shell nproc 2>/dev/null || echo 1)
 
-# The system packages the library and its tests need (Debian names).
-DEB_PACKAGES := libopenblas-dev libhdf5-dev pkg-config
+# The system packages the library needs (Debian names), and those only the tests need: h5dump and
+# the PyTorch cross-check of checkpoints (tools/checkpoint_to_torch.py).
+DEB_PACKAGES      := libopenblas-dev libhdf5-dev pkg-config
+DEB_TEST_PACKAGES := hdf5-tools python3-torch python3-h5py
 
 LIB_SCRATCH := .build-lib
 LIB         := build/lib/libsdlstm.so
 LM          := build/bin/sdlstm-lm
 
-.PHONY: help deps lib examples test test-swift test-abi install demo bench clean
+.PHONY: help deps lib examples test test-swift test-abi install demo bench clean deps-test test-checkpoints
 
 help:
 	@echo "make demo     train a small PTB model with structured and with standard dropout"
@@ -24,9 +26,9 @@ help:
 	@echo "make install  PREFIX=/dir: lib/libsdlstm.so, include/sdlstm.h, lib/pkgconfig/sdlstm.pc"
 	@echo "make bench    kernel and training-step benchmarks (JSON lines), PyTorch beside them if installed"
 
-# Installs only what is missing; needs root (or sudo) only when something is.
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# Installs only what is missing of the packages in $(1); needs root (or sudo) only when something is.
+define install_missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -35,6 +37,13 @@ deps:
 	  else echo "sdlstm: need root to run: apt-get install -y$$missing" >&2; exit 1; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PACKAGES))
+
+deps-test:
+	$(call install_missing,$(DEB_TEST_PACKAGES))
 
 # A separate scratch path keeps this static-stdlib build from invalidating the test build.
 lib: deps
@@ -56,10 +65,10 @@ install: lib
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' pkgconfig/sdlstm.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sdlstm.pc
 
-test: deps test-swift test-abi
+test: deps deps-test test-swift test-abi test-checkpoints
 
 # Release mode: the kernels are SIMD code that is far too slow unoptimised for the training tests.
-test-swift: deps
+test-swift: deps deps-test
 	swift test -c release
 
 # The C side: the exports match the header, and an installed prefix is usable through pkg-config alone.
@@ -77,6 +86,33 @@ test-abi: lib examples
 	  $$(PKG_CONFIG_PATH=$$tmp/lib/pkgconfig pkg-config --cflags --libs sdlstm) && \
 	env -u LD_LIBRARY_PATH $$tmp/quickstart && echo "abi: quickstart built from an installed prefix with pkg-config and trained"
 	$(LM) --data data/ptb --hidden 32 --layers 2 --epochs 1 --max-steps 20 --policy structured --p-nr 0.5 --p-rh 0.3 >/dev/null
+
+# The LM example's checkpoints, on a slice of PTB so that it takes seconds: two epochs straight, or one,
+# --save, --load, one more (the lr decays after epoch 1, so the schedule must continue) end in
+# byte-identical checkpoints; --load --epochs 0 evaluates to the same perplexities; and PyTorch, given
+# only the checkpoint (its vocabulary included) and the validation text, computes that perplexity too.
+test-checkpoints: $(LM)
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	head -n 3000 data/ptb/ptb.train.txt > $$tmp/ptb.train.txt; \
+	for s in valid test; do head -n 300 data/ptb/ptb.$$s.txt > $$tmp/ptb.$$s.txt; done; \
+	args="--data $$tmp --hidden 24 --max-steps 8 --p-nr 0.5 --p-rh 0.3 --decay-after 1"; \
+	ppl() { grep -o "\"$$1\":[^,]*" $$2 | cut -d: -f2; }; \
+	$(LM) $$args --epochs 2 --save $$tmp/straight.h5 > $$tmp/straight.json 2>/dev/null && \
+	$(LM) $$args --epochs 1 --save $$tmp/first.h5 > /dev/null 2>&1 && \
+	$(LM) --data $$tmp --load $$tmp/first.h5 --epochs 1 --max-steps 8 --save $$tmp/resumed.h5 > $$tmp/resumed.json 2>/dev/null && \
+	cmp $$tmp/straight.h5 $$tmp/resumed.h5 && \
+	$(LM) --data $$tmp --load $$tmp/resumed.h5 --epochs 0 > $$tmp/eval.json 2>/dev/null || exit 1; \
+	for k in valid_ppl test_ppl; do \
+	  if [ "$$(ppl $$k $$tmp/straight.json)" != "$$(ppl $$k $$tmp/resumed.json)" ] || \
+	     [ "$$(ppl $$k $$tmp/straight.json)" != "$$(ppl $$k $$tmp/eval.json)" ]; then \
+	    echo "checkpoints: $$k differs: $$(cat $$tmp/straight.json $$tmp/resumed.json $$tmp/eval.json)" >&2; exit 1; fi; \
+	done; \
+	echo "checkpoints: sdlstm-lm resumed from a checkpoint ends bit-identical to a straight run; --epochs 0 evaluates (valid ppl $$(ppl valid_ppl $$tmp/eval.json))"; \
+	if /usr/bin/python3 -c 'import torch, h5py' 2>/dev/null; then \
+	  torch=$$(/usr/bin/python3 tools/checkpoint_to_torch.py $$tmp/resumed.h5 --text $$tmp/ptb.valid.txt | grep -o '"perplexity": [^,}]*' | cut -d' ' -f2); \
+	  awk -v a="$$torch" -v b="$$(ppl valid_ppl $$tmp/eval.json)" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; \
+	    printf "checkpoints: PyTorch from the checkpoint alone: valid ppl %.6g vs sdlstm %s (relative %.1e)\n", a, b, d; exit !(d < 1e-4) }'; \
+	else echo "checkpoints: python3-torch or python3-h5py missing: skipping the PyTorch perplexity check"; fi
 
 # One epoch of PTB per policy; each prints its JSON line, then the two side by side.
 demo: examples

@@ -176,6 +176,72 @@ sdlstm_status sdlstm_evaluate(sdlstm_model *model, const sdlstm_batch *batch, sd
  * whose size differs from the carried state's fails with SDLSTM_E_STATE until this is called. */
 sdlstm_status sdlstm_reset_state(sdlstm_model *model);
 
+/* ---- Checkpoints and metadata ---- */
+
+/* Checkpoints are HDF5 files that other tools read without sdlstm: one float32 dataset per parameter,
+ * named and shaped as PyTorch names them ("embedding.weight", "rnn.weight_ih_l0" of 4H x D, gate order
+ * i, f, g, o), the config as root attributes, then the training state (optimizer, progress, dropout,
+ * random stream), attached string tables and metadata. docs/CHECKPOINT.md describes the layout.
+ * A save is atomic: a temporary file in the same directory, fsync'd and renamed over the target, so a
+ * process killed at any point leaves the previous checkpoint intact. A load validates the whole file
+ * and builds a new model; a model loaded from a checkpoint of another model's state trains on exactly
+ * as that model would (bit-identical parameters with the same thread count). The thread count itself
+ * belongs to the process: a loaded model uses the default of sdlstm_model_create.
+ * Memory the library returns (strings, string tables) is malloc'd: free it with sdlstm_free. */
+
+/* Flags of sdlstm_save, or'ed together. */
+typedef enum sdlstm_save_flags {
+    SDLSTM_SAVE_DEFAULT = 0,
+    SDLSTM_SAVE_CARRIED_STATE = 1  /* also save the carried state (LM: h and c), which a load restores */
+} sdlstm_save_flags;
+
+/* Where training stands; saved with the model. */
+typedef struct sdlstm_progress {
+    size_t struct_size;    /* sizeof(sdlstm_progress) */
+    int64_t step;          /* updates sdlstm_step applied over the model's life (a loaded model continues) */
+    int64_t epoch;         /* the caller's epoch counter, set with sdlstm_set_epoch; 0 at creation */
+    int64_t epoch_step;    /* updates since the last sdlstm_set_epoch */
+    float learning_rate;   /* the learning rate of the next step */
+    float clip_norm;       /* the gradient clipping norm, 0 = off */
+} sdlstm_progress;
+
+/* Saves the model to path (flags: sdlstm_save_flags), replacing any file there atomically. The
+ * model is not changed. SDLSTM_E_IO if the file cannot be written (the previous one is then kept). */
+sdlstm_status sdlstm_save(const sdlstm_model *model, const char *path, uint32_t flags);
+
+/* Loads the checkpoint at path into a new model in *out (free it with sdlstm_model_free): parameters,
+ * config, optimizer settings, progress, dropout, random stream, string tables, metadata, and the
+ * carried state if it was saved (else it is zero). SDLSTM_E_IO: missing or unreadable file;
+ * SDLSTM_E_FORMAT: anything wrong inside it, named in sdlstm_last_error(). *out is set only on success. */
+sdlstm_status sdlstm_load(const char *path, sdlstm_model **out);
+
+/* Sets the epoch counter (>= 0) and restarts progress.epoch_step at 0; call it as each epoch begins. */
+sdlstm_status sdlstm_set_epoch(sdlstm_model *model, int64_t epoch);
+
+/* Copies the model's progress into out (up to out->struct_size bytes). */
+sdlstm_status sdlstm_get_progress(const sdlstm_model *model, sdlstm_progress *out);
+
+/* Attaches the table of n UTF-8 strings (e.g. a vocabulary, id -> word) under name, replacing any
+ * table of that name; the library copies the strings. n = 0 removes the table (strings may be NULL).
+ * Names: 1 to 128 characters of A-Z a-z 0-9 _ . - ; the table is saved and loaded with the model. */
+sdlstm_status sdlstm_set_strings(sdlstm_model *model, const char *name, const char *const *strings, int64_t n);
+
+/* Copies the table name out: *out receives one malloc'd block, an array of *n string pointers plus a
+ * final NULL, the strings inside the same block; free it with sdlstm_free. A missing table gives
+ * SDLSTM_OK with *out = NULL and *n = 0. */
+sdlstm_status sdlstm_get_strings(const sdlstm_model *model, const char *name, char ***out, int64_t *n);
+
+/* Sets metadata key (same rule as table names) to the UTF-8 string value (at most 65536 bytes,
+ * copied); value NULL removes the key. Saved and loaded with the model. */
+sdlstm_status sdlstm_set_metadata(sdlstm_model *model, const char *key, const char *value);
+
+/* Copies the value of key into a malloc'd string *out (free it with sdlstm_free); a missing key gives
+ * SDLSTM_OK with *out = NULL. */
+sdlstm_status sdlstm_get_metadata(const sdlstm_model *model, const char *key, char **out);
+
+/* Frees memory the library returned (sdlstm_get_strings, sdlstm_get_metadata). NULL is ignored. */
+void sdlstm_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,7 +4,7 @@ import CSDLSTM
 ///
 /// Owns one `sdlstm_model` handle, freed on deinit. Use a model from one thread at a time.
 public final class LanguageModel {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
 
     /// Creates a model with freshly initialised parameters, no dropout, SGD with learning rate 1.
     public init(_ config: LanguageModelConfig) throws(SDLSTMError) {
@@ -14,6 +14,9 @@ public final class LanguageModel {
         guard let out else { throw SDLSTMError(.invalid, "sdlstm_model_create returned no model") }
         handle = out
     }
+
+    /// Takes ownership of a handle (Checkpoint.swift's `load(from:)`).
+    init(adopting handle: OpaquePointer) { self.handle = handle }
 
     deinit { sdlstm_model_free(handle) }
 

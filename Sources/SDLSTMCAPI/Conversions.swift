@@ -23,12 +23,18 @@ func checkSize<T>(_ size: Int, of _: T.Type, _ name: String) throws(SDLSTMError)
 /// The object behind an `sdlstm_model *`.
 final class ModelHandle {
     let model: any Model
-    init(_ model: any Model) { self.model = model }
+    /// String tables and metadata attached with sdlstm_set_strings / sdlstm_set_metadata.
+    var attachments: Attachments
+    init(_ model: any Model, attachments: Attachments = Attachments()) { (self.model, self.attachments) = (model, attachments) }
 }
 
 func model(_ handle: OpaquePointer?) throws(SDLSTMError) -> any Model {
+    try modelHandle(handle).model
+}
+
+func modelHandle(_ handle: OpaquePointer?) throws(SDLSTMError) -> ModelHandle {
     guard let handle else { throw .invalid("model is NULL") }
-    return Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue().model
+    return Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
 }
 
 func task(_ t: sdlstm_task) throws(SDLSTMError) -> Task {

@@ -50,10 +50,30 @@ public protocol Model: AnyObject {
     /// Keeps the state a successful step leaves (the LM's hidden state); nothing for other tasks.
     func commitState(_ batch: Batch)
     func resetState()
+    /// The state the task carries from one call to the next (the LM's hidden state), as named
+    /// tensors for a checkpoint; empty while it is zero. Default: none.
+    func carriedStateTensors() -> [StateTensor]
+    /// Restores what `carriedStateTensors` returned, or throws `.format` naming the tensor that does
+    /// not fit; changes nothing on failure. Default: only an empty list fits.
+    func restoreCarriedState(_ tensors: [StateTensor]) throws(SDLSTMError)
+}
+
+/// A named float32 tensor, row-major.
+public struct StateTensor: Equatable, Sendable {
+    public var name: String
+    public var shape: [Int]
+    public var values: [Float]
+    public init(name: String, shape: [Int], values: [Float]) { (self.name, self.shape, self.values) = (name, shape, values) }
 }
 
 extension Model {
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    public func carriedStateTensors() -> [StateTensor] { [] }
+
+    public func restoreCarriedState(_ tensors: [StateTensor]) throws(SDLSTMError) {
+        if let t = tensors.first { throw .format("state/\(t.name): this task carries no state") }
+    }
 
     var denseParameters: [Parameter] {
         let sparse = embeddings.map { ObjectIdentifier($0.table) }
@@ -76,6 +96,8 @@ extension Model {
                 throw .numeric("gradient norm is \(norm); the update was skipped")
             }
             optimizer.update(denseParameters, embeddings: embeddings, gradNorm: norm)
+            optimizer.progress.step += 1
+            optimizer.progress.epochStep += 1
             commitState(batch)
             stats.gradNorm = norm
             return stats

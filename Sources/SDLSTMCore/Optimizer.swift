@@ -4,11 +4,33 @@ public enum OptimizerKind: Int32, Sendable {
     case sgd = 1
 }
 
+/// Where training stands: what a checkpoint saves so that a resumed run continues its schedule.
+public struct TrainingProgress: Equatable, Sendable {
+    /// Updates applied over the model's life (a loaded model continues the count).
+    public var step: Int64 = 0
+    /// The caller's epoch counter (`sdlstm_set_epoch`), 0 at creation.
+    public var epoch: Int64 = 0
+    /// Updates applied since the epoch was last set.
+    public var epochStep: Int64 = 0
+
+    public init() {}
+
+    /// Sets the epoch counter and restarts `epochStep`.
+    public mutating func setEpoch(_ epoch: Int64) throws(SDLSTMError) {
+        guard epoch >= 0 else { throw .invalid("epoch must be >= 0, got \(epoch)") }
+        self.epoch = epoch
+        epochStep = 0
+    }
+}
+
 /// Plain SGD with global-norm clipping: θ ← θ − lr · g · min(1, clip / ‖g‖).
 public struct Optimizer: Sendable {
     public var kind: OptimizerKind = .sgd
     public var learningRate: Float = 1
     public var clipNorm: Float = 0
+    /// Counted by `Model.step`, saved by checkpoints. (SGD keeps no per-parameter state; an optimizer
+    /// that does — momentum, Adam moments — adds its tensors to the checkpoint's `training` group.)
+    public var progress = TrainingProgress()
 
     public mutating func setLearningRate(_ lr: Float) throws(SDLSTMError) {
         guard lr.isFinite && lr > 0 else { throw .invalid("learning_rate must be finite and > 0, got \(lr)") }

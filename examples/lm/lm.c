@@ -8,6 +8,11 @@
  * Progress and per-epoch validation go to stderr; one JSON line with the results goes to stdout,
  * so runs can be collected with `lm ... > results.jsonl`.
  *
+ * Checkpoints: --save FILE writes the model after every epoch and at the end; --load FILE resumes
+ * from one (the epoch counter and the learning-rate schedule continue, --epochs more epochs), and
+ * --load FILE --epochs 0 only evaluates. A checkpoint carries the vocabulary (string table "vocab")
+ * and this program's settings (metadata "lm.*"), so it is all another tool needs to decode the model.
+ *
  * Build: cc -std=c11 -O2 lm.c $(pkg-config --cflags --libs sdlstm) -lm -o sdlstm-lm
  */
 #define _POSIX_C_SOURCE 200809L
@@ -49,6 +54,9 @@ typedef struct options {
     double p_rh;
     int32_t threads;
     uint64_t seed;
+    const char *save_path;
+    const char *load_path;
+    const char *fixed_flag; /* the last flag given that a loaded checkpoint overrides */
 } options;
 
 static const struct {
@@ -72,7 +80,7 @@ static void usage(FILE *out) {
         "  --hidden N        LSTM width (200)\n"
         "  --layers N        stacked LSTM layers (2)\n"
         "  --embed N         embedding width (= hidden)\n"
-        "  --epochs N        training epochs (1)\n"
+        "  --epochs N        training epochs (1); with --load, more epochs, 0 = evaluate only\n"
         "  --max-steps N     cap on training steps per epoch, 0 = no cap (0)\n"
         "  --batch N         parallel streams (20)\n"
         "  --bptt N          truncated-BPTT window (35)\n"
@@ -86,6 +94,9 @@ static void usage(FILE *out) {
         "  --p-rh F          drop probability on RECURRENT, 0 = off (0)\n"
         "  --threads N       threads used by the library (1)\n"
         "  --seed N          initialisation and dropout seed (1)\n"
+        "  --save FILE       save a checkpoint (HDF5) after every epoch and at the end\n"
+        "  --load FILE       resume from a checkpoint: model, vocabulary, dropout and the settings\n"
+        "                    above come from it; the epoch counter and learning rate continue\n"
         "  --help            this text\n",
         out);
 }
@@ -174,6 +185,9 @@ static void parse_args(int argc, char **argv, options *o) {
         .p_rh = 0.0,
         .threads = 1,
         .seed = 1,
+        .save_path = NULL,
+        .load_path = NULL,
+        .fixed_flag = NULL,
     };
     const long long big = INT32_MAX;
     for (int i = 1; i < argc; i++) {
@@ -186,11 +200,20 @@ static void parse_args(int argc, char **argv, options *o) {
         if (i + 1 >= argc) bad_usage(flag, " needs a value", "");
         const char *v = argv[++i];
 
+        /* Flags that a checkpoint given with --load overrides. */
+        static const char *const fixed[] = {"--hidden", "--layers", "--embed", "--batch", "--bptt", "--lr",
+                                            "--lr-decay", "--decay-after", "--clip", "--init", "--policy",
+                                            "--p-nr", "--p-rh", "--seed"};
+        for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
+            if (strcmp(flag, fixed[k]) == 0) o->fixed_flag = fixed[k];
+
         if (strcmp(flag, "--data") == 0) o->data_dir = v;
+        else if (strcmp(flag, "--save") == 0) o->save_path = v;
+        else if (strcmp(flag, "--load") == 0) o->load_path = v;
         else if (strcmp(flag, "--hidden") == 0) o->hidden = parse_int(flag, v, 1, big);
         else if (strcmp(flag, "--layers") == 0) o->layers = parse_int(flag, v, 1, big);
         else if (strcmp(flag, "--embed") == 0) o->embed = parse_int(flag, v, 1, big);
-        else if (strcmp(flag, "--epochs") == 0) o->epochs = parse_int(flag, v, 1, big);
+        else if (strcmp(flag, "--epochs") == 0) o->epochs = parse_int(flag, v, 0, big);
         else if (strcmp(flag, "--max-steps") == 0) o->max_steps = parse_int64(flag, v, 0);
         else if (strcmp(flag, "--batch") == 0) o->batch = parse_int(flag, v, 1, big);
         else if (strcmp(flag, "--bptt") == 0) o->bptt = parse_int(flag, v, 1, big);
@@ -391,12 +414,14 @@ oom:
 
 typedef struct dataset {
     vocab vocab;
-    char *train_text; /* owns the vocabulary's words */
+    char *train_text;   /* owns the vocabulary's words when they come from the training text */
+    char **vocab_block; /* owns them when they come from a checkpoint (sdlstm_get_strings) */
     corpus train, valid, test;
 } dataset;
 
 static void dataset_free(dataset *d) {
     vocab_free(&d->vocab);
+    sdlstm_free(d->vocab_block);
     free(d->train_text);
     free(d->train.ids);
     free(d->valid.ids);
@@ -411,6 +436,36 @@ static bool load_split(const char *dir, const char *name, dataset *d, int32_t eo
     bool ok = tokenize(text, &d->vocab, false, eos, unk, out);
     free(text);
     return ok;
+}
+
+/* Reads the three splits with a given vocabulary (a checkpoint's, n words, whose block d then owns):
+ * words outside it become <unk>. */
+static bool dataset_load_fixed(const char *dir, dataset *d, char **words, int64_t n) {
+    *d = (dataset){0};
+    d->vocab_block = words;
+    if (!vocab_init(&d->vocab)) {
+        fputs("lm: out of memory\n", stderr);
+        return false;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int32_t id = vocab_add(&d->vocab, words[i]);
+        if (id < 0) {
+            fputs("lm: out of memory\n", stderr);
+            return false;
+        }
+        if (id != i) {
+            fprintf(stderr, "lm: the checkpoint's vocabulary lists \"%s\" twice\n", words[i]);
+            return false;
+        }
+    }
+    int32_t eos = vocab_find(&d->vocab, "<eos>"), unk = vocab_find(&d->vocab, "<unk>");
+    if (eos < 0 || unk < 0) {
+        fputs("lm: the checkpoint's vocabulary lacks <eos> or <unk>\n", stderr);
+        return false;
+    }
+    return load_split(dir, "ptb.train.txt", d, eos, unk, &d->train) &&
+           load_split(dir, "ptb.valid.txt", d, eos, unk, &d->valid) &&
+           load_split(dir, "ptb.test.txt", d, eos, unk, &d->test);
 }
 
 static bool dataset_load(const char *dir, dataset *d) {
@@ -514,6 +569,95 @@ static bool ok(sdlstm_status s, const char *what) {
     if (s == SDLSTM_OK) return true;
     fprintf(stderr, "lm: %s failed: %s: %s\n", what, sdlstm_status_name(s), sdlstm_last_error());
     return false;
+}
+
+/* Stores what a checkpoint of this program needs beyond the model: the vocabulary (id -> word) and
+ * the settings that are not part of the library's model (the schedule, the batching, the labels). */
+static bool store_settings(sdlstm_model *m, const options *o, const vocab *v) {
+    if (!ok(sdlstm_set_strings(m, "vocab", v->words, v->size), "sdlstm_set_strings(vocab)")) return false;
+    char buf[64];
+    const struct {
+        const char *key;
+        double value;
+    } numbers[] = {{"lm.lr", o->lr},         {"lm.lr_decay", o->lr_decay}, {"lm.decay_after", o->decay_after},
+                   {"lm.batch", o->batch},   {"lm.bptt", o->bptt},         {"lm.p_nr", o->p_nr},
+                   {"lm.p_rh", o->p_rh}};
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        snprintf(buf, sizeof buf, "%.17g", numbers[i].value);
+        if (!ok(sdlstm_set_metadata(m, numbers[i].key, buf), "sdlstm_set_metadata")) return false;
+    }
+    return ok(sdlstm_set_metadata(m, "lm.policy", o->policy_name), "sdlstm_set_metadata") &&
+           ok(sdlstm_set_metadata(m, "lm.corpus", "ptb"), "sdlstm_set_metadata");
+}
+
+/* The metadata value of key as a number into *v; an absent key leaves *v. False if malformed. */
+static bool meta_number(sdlstm_model *m, const char *key, double *v) {
+    char *text = NULL;
+    if (!ok(sdlstm_get_metadata(m, key, &text), "sdlstm_get_metadata")) return false;
+    if (!text) return true;
+    char *end = NULL;
+    double x = strtod(text, &end);
+    bool good = end != text && *end == '\0' && isfinite(x);
+    if (good) *v = x;
+    else fprintf(stderr, "lm: the checkpoint's %s = \"%s\" is not a number\n", key, text);
+    sdlstm_free(text);
+    return good;
+}
+
+/* With --load: the architecture, clipping, dropout labels, schedule and batching come from the
+ * checkpoint (the library restores the model itself, dropout and random stream included). */
+static bool restore_settings(sdlstm_model *m, options *o) {
+    sdlstm_config cfg = {.struct_size = sizeof cfg};
+    sdlstm_progress p = {.struct_size = sizeof p};
+    if (!ok(sdlstm_model_get_config(m, &cfg), "sdlstm_model_get_config") ||
+        !ok(sdlstm_get_progress(m, &p), "sdlstm_get_progress"))
+        return false;
+    if (cfg.task != SDLSTM_TASK_LANGUAGE_MODEL) {
+        fputs("lm: the checkpoint does not hold a language model\n", stderr);
+        return false;
+    }
+    o->hidden = cfg.hidden_size;
+    o->layers = cfg.num_layers;
+    o->embed = cfg.embed_size;
+    o->init = cfg.init_scale;
+    o->seed = cfg.seed;
+    o->clip = p.clip_norm;
+    double decay_after = o->decay_after, batch = o->batch, bptt = o->bptt;
+    if (!meta_number(m, "lm.lr", &o->lr) || !meta_number(m, "lm.lr_decay", &o->lr_decay) ||
+        !meta_number(m, "lm.decay_after", &decay_after) || !meta_number(m, "lm.batch", &batch) ||
+        !meta_number(m, "lm.bptt", &bptt) || !meta_number(m, "lm.p_nr", &o->p_nr) ||
+        !meta_number(m, "lm.p_rh", &o->p_rh))
+        return false;
+    if (decay_after < 0 || decay_after > INT32_MAX || batch < 1 || batch > INT32_MAX || bptt < 1 ||
+        bptt > INT32_MAX || batch * bptt > INT32_MAX || !(o->lr > 0) || !(o->lr_decay > 0)) {
+        fputs("lm: the checkpoint's lm.* settings are out of range\n", stderr);
+        return false;
+    }
+    o->decay_after = (int32_t)decay_after;
+    o->batch = (int32_t)batch;
+    o->bptt = (int32_t)bptt;
+    char *policy = NULL;
+    if (!ok(sdlstm_get_metadata(m, "lm.policy", &policy), "sdlstm_get_metadata")) return false;
+    if (policy) {
+        for (size_t k = 0; k < sizeof policies / sizeof policies[0]; k++)
+            if (strcmp(policy, policies[k].name) == 0) {
+                o->policy = policies[k].policy;
+                o->policy_name = policies[k].name;
+            }
+        sdlstm_free(policy);
+    }
+    if (o->fixed_flag)
+        fprintf(stderr, "lm: warning: %s (and the like) is ignored: the checkpoint sets it\n", o->fixed_flag);
+    return ok(sdlstm_set_num_threads(m, o->threads), "sdlstm_set_num_threads");
+}
+
+/* Saves a checkpoint; a failure is reported and counted, and training goes on. */
+static void save_checkpoint(sdlstm_model *m, const options *o, int *failures) {
+    if (!o->save_path) return;
+    if (ok(sdlstm_save(m, o->save_path, SDLSTM_SAVE_DEFAULT), "sdlstm_save"))
+        fprintf(stderr, "lm: saved %s\n", o->save_path);
+    else
+        ++*failures;
 }
 
 static sdlstm_model *make_model(const options *o, int32_t vocab_size) {
@@ -666,15 +810,15 @@ static void json_number(const char *key, double v) {
     else printf(",\"%s\":null", key);
 }
 
-static void print_result(const options *o, int32_t vocab_size, const train_totals *tot,
+static void print_result(const options *o, int32_t vocab_size, const train_totals *tot, int32_t epoch,
                          double valid_ppl, double test_ppl, double seconds) {
     printf("{\"task\":\"lm\",\"policy\":\"%s\"", o->policy_name);
     json_number("p_nr", o->p_nr);
     json_number("p_rh", o->p_rh);
     printf(",\"hidden\":%d,\"layers\":%d,\"embed\":%d,\"vocab\":%d", o->hidden, o->layers, o->embed,
            vocab_size);
-    printf(",\"batch\":%d,\"bptt\":%d,\"epochs\":%d,\"max_steps\":%" PRId64, o->batch, o->bptt,
-           o->epochs, o->max_steps);
+    printf(",\"batch\":%d,\"bptt\":%d,\"epochs\":%d,\"epoch\":%d,\"max_steps\":%" PRId64, o->batch,
+           o->bptt, o->epochs, epoch, o->max_steps);
     json_number("lr", o->lr);
     json_number("lr_decay", o->lr_decay);
     printf(",\"decay_after\":%d", o->decay_after);
@@ -705,7 +849,32 @@ int main(int argc, char **argv) {
     batcher train = {0}, valid = {0}, test = {0};
     sdlstm_model *m = NULL;
 
-    if (!dataset_load(o.data_dir, &d)) goto done;
+    int save_failures = 0;
+    int64_t start_epoch = 0;
+    if (o.load_path) {
+        /* The model comes first: its vocabulary reads the text. */
+        if (!ok(sdlstm_load(o.load_path, &m), "sdlstm_load") || !restore_settings(m, &o)) goto done;
+        char **words = NULL;
+        int64_t n = 0;
+        sdlstm_config cfg = {.struct_size = sizeof cfg};
+        sdlstm_progress p = {.struct_size = sizeof p};
+        if (!ok(sdlstm_get_strings(m, "vocab", &words, &n), "sdlstm_get_strings") ||
+            !ok(sdlstm_model_get_config(m, &cfg), "sdlstm_model_get_config") ||
+            !ok(sdlstm_get_progress(m, &p), "sdlstm_get_progress"))
+            goto done;
+        if (!words || n != cfg.vocab_size) {
+            sdlstm_free(words);
+            fprintf(stderr, "lm: %s has no vocabulary of %d words (string table \"vocab\")\n", o.load_path,
+                    cfg.vocab_size);
+            goto done;
+        }
+        if (!dataset_load_fixed(o.data_dir, &d, words, n)) goto done;
+        start_epoch = p.epoch;
+        fprintf(stderr, "lm: loaded %s: epoch %" PRId64 ", step %" PRId64 ", lr %g\n", o.load_path, p.epoch,
+                p.step, p.learning_rate);
+    } else if (!dataset_load(o.data_dir, &d)) {
+        goto done;
+    }
     fprintf(stderr,
             "lm: sdlstm %s; vocab %d; tokens train %" PRId64 " valid %" PRId64 " test %" PRId64 "\n",
             sdlstm_version(), d.vocab.size, d.train.size, d.valid.size, d.test.size);
@@ -715,8 +884,10 @@ int main(int argc, char **argv) {
         !batcher_init(&test, &d.test, o.batch, o.bptt, "ptb.test.txt"))
         goto done;
 
-    m = make_model(&o, d.vocab.size);
-    if (!m) goto done;
+    if (!m) {
+        m = make_model(&o, d.vocab.size);
+        if (!m || !store_settings(m, &o, &d.vocab)) goto done;
+    }
     int64_t params = 0;
     if (!ok(sdlstm_parameter_count(m, &params), "sdlstm_parameter_count")) goto done;
     fprintf(stderr,
@@ -727,20 +898,27 @@ int main(int argc, char **argv) {
 
     train_totals tot = {0};
     double valid_ppl = NAN;
-    for (int32_t e = 1; e <= o.epochs; e++) {
+    /* The library keeps the epoch counter, so a resumed run continues the schedule where it was. */
+    int32_t last_epoch = (int32_t)start_epoch;
+    for (int32_t e = last_epoch + 1; e <= start_epoch + o.epochs; e++) {
         int32_t decays = e > o.decay_after ? e - o.decay_after : 0;
         double lr = o.lr * pow(o.lr_decay, decays);
+        if (!ok(sdlstm_set_epoch(m, e), "sdlstm_set_epoch")) goto done;
         if (!train_epoch(m, &train, &o, e, lr, &tot)) goto done;
         if (!evaluate(m, &valid, &valid_ppl)) goto done;
         fprintf(stderr, "epoch %d  train ppl %.2f  valid ppl %.2f\n", e,
                 ppl_of(tot.last_epoch_loss, tot.last_epoch_tokens), valid_ppl);
+        save_checkpoint(m, &o, &save_failures);
+        last_epoch = e;
     }
+    if (o.epochs == 0 && !evaluate(m, &valid, &valid_ppl)) goto done;
     double test_ppl = NAN;
     if (!evaluate(m, &test, &test_ppl)) goto done;
     fprintf(stderr, "test ppl %.2f\n", test_ppl);
+    save_checkpoint(m, &o, &save_failures);
 
-    print_result(&o, d.vocab.size, &tot, valid_ppl, test_ppl, now_s() - t0);
-    status = 0;
+    print_result(&o, d.vocab.size, &tot, last_epoch, valid_ppl, test_ppl, now_s() - t0);
+    status = save_failures > 0;
 
 done:
     sdlstm_model_free(m);
