@@ -90,12 +90,12 @@ extension Model {
                 rng = savedRNG
                 throw .numeric("training loss is \(stats.loss); the update was skipped")
             }
-            let norm = Optimizer.gradientNorm(denseParameters, embeddings: embeddings)
+            let norm = Optimizer.gradientNorm(denseParameters, embeddings: embeddings, pool: compute.pool)
             guard norm.isFinite else {
                 rng = savedRNG
                 throw .numeric("gradient norm is \(norm); the update was skipped")
             }
-            optimizer.update(denseParameters, embeddings: embeddings, gradNorm: norm)
+            optimizer.update(denseParameters, embeddings: embeddings, gradNorm: norm, pool: compute.pool)
             optimizer.progress.step += 1
             optimizer.progress.epochStep += 1
             commitState(batch)

@@ -43,27 +43,55 @@ public struct Optimizer: Sendable {
     }
 
     /// Global L2 norm of the gradients, accumulated in double; the embedding counts its used rows only
-    /// (the others are zero).
-    static func gradientNorm(_ dense: [Parameter], embeddings: [Embedding]) -> Double {
+    /// (the others are zero). Dense parameters are summed in fixed chunks, in parallel, and the
+    /// chunk sums added in order: the same bits on any thread count.
+    static func gradientNorm(_ dense: [Parameter], embeddings: [Embedding], pool: ThreadPool? = nil) -> Double {
         var sum = 0.0
-        for p in dense { sum += sumOfSquares(p.grad.ptr, p.count) }
+        for p in dense {
+            let chunks = (p.count + chunk - 1) / chunk
+            if chunks <= 1 || pool == nil { sum += sumOfSquares(p.grad.ptr, p.count); continue }
+            let grad = p.grad.ptr, count = p.count
+            // On the stack: a few KiB even for the largest parameter, and no malloc per step.
+            sum += withUnsafeTemporaryAllocation(of: Double.self, capacity: chunks) { partial in
+                pool!.forChunks(chunks) { r in
+                    for c in r { partial[c] = sumOfSquares(grad + c * chunk, min(chunk, count - c * chunk)) }
+                }
+                return partial.reduce(0, +)
+            }
+        }
         for e in embeddings {
             for r in e.touchedRows { sum += sumOfSquares(e.table.grad.ptr + Int(r) * e.width, e.width) }
         }
         return sum.squareRoot()
     }
 
-    func update(_ dense: [Parameter], embeddings: [Embedding], gradNorm: Double) {
+    /// θ ← θ − lr · scale · g; dense parameters in parallel chunks (memory-bound, so the second
+    /// core's bandwidth is the gain), the embedding on its used rows.
+    func update(_ dense: [Parameter], embeddings: [Embedding], gradNorm: Double, pool: ThreadPool? = nil) {
         var scale = learningRate
         if clipNorm > 0 && gradNorm > Double(clipNorm) { scale *= Float(Double(clipNorm) / gradNorm) }
-        for p in dense { axpy(-scale, p.grad.ptr, p.value.ptr, p.count) }
+        let a = -scale
+        for p in dense {
+            let grad = p.grad.ptr, value = p.value.ptr, count = p.count
+            let chunks = (count + Optimizer.chunk - 1) / Optimizer.chunk
+            let run = { (r: Range<Int>) in
+                for c in r {
+                    let lo = c * Optimizer.chunk
+                    axpy(a, grad + lo, value + lo, min(Optimizer.chunk, count - lo))
+                }
+            }
+            if let pool, chunks > 1 { pool.forChunks(chunks, run) } else { run(0..<chunks) }
+        }
         for e in embeddings {
             for r in e.touchedRows {
                 let off = Int(r) * e.width
-                axpy(-scale, e.table.grad.ptr + off, e.table.value.ptr + off, e.width)
+                axpy(a, e.table.grad.ptr + off, e.table.value.ptr + off, e.width)
             }
         }
     }
+
+    /// Elements per parallel chunk of the norm and the update.
+    static let chunk = 1 << 16
 }
 
 private func sumOfSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
