@@ -56,6 +56,12 @@ public final class DropoutMask {
     var gatherOffset: [Int] = []
     /// Per-thread packed tiles of the weight (StructuredGEMM.swift).
     var packs: [Buffer] = []
+    /// The masked copy of the input of a dense projection, and what the last `project` used
+    /// (MaskedProjection.swift).
+    var masked: Buffer
+    var projectedInput: UnsafePointer<Float>?
+    var projectedRows = 0
+    var projectedStructured = false
 
     public init(width: Int) throws(SDLSTMError) {
         self.width = width
@@ -63,6 +69,7 @@ public final class DropoutMask {
         keptIndex = try IndexBuffer(0)
         gathered = try Buffer(0)
         gatheredGrad = try Buffer(0)
+        masked = try Buffer(0)
     }
 
     public var isActive: Bool { hasExplicit || setting.isActive }
@@ -84,6 +91,7 @@ public final class DropoutMask {
             values = try Buffer(need)
             gathered = try Buffer(need)
             gatheredGrad = try Buffer(need)
+            masked = try Buffer(need)
         }
 
         if keptIndex.count < steps * width { keptIndex = try IndexBuffer(steps * width) }

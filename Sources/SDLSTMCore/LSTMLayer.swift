@@ -18,7 +18,6 @@ public final class LSTMLayer {
     public let recurrentDropout: DropoutMask
 
     private var steps = 0, batch = 0, capacity = 0
-    private var xm: Buffer     // masked input, kept for dW_ih (T × B × D)
     private var gates: Buffer  // pre-activations, then activations i, f, g, o (T × B × 4H)
     private var hs: Buffer     // H_0 … H_T, slot 0 the initial state ((T+1) × B × H)
     private var cs: Buffer     // C_0 … C_T
@@ -30,7 +29,6 @@ public final class LSTMLayer {
     private var whhPanels: Buffer  // W_hh in 16-column panels, packed once per window (structured RH)
     private var dc: Buffer     // B × H: gradient reaching C_{t-1}
     public private(set) var dx: Buffer  // gradient of the layer input, T × B × D
-    private var input: UnsafePointer<Float>?
     /// The owning model's threads; nil runs single-threaded.
     public var compute: Compute?
     private var pool: ThreadPool? { compute?.pool }
@@ -46,9 +44,9 @@ public final class LSTMLayer {
         bhh = try Parameter("\(name).bias_hh_l\(layer)\(suffix)", rows: 4 * hiddenSize)
         inputDropout = try DropoutMask(width: inputSize)
         recurrentDropout = try DropoutMask(width: hiddenSize)
-        (xm, gates, hs, cs, tcs, hr, dGates, dh, dc, dx) =
+        (gates, hs, cs, tcs, hr, dGates, dh, dc, dx) =
             (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0),
-             try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
+             try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
         dhSteps = try Buffer(0)
         whhPanels = try Buffer(0)
     }
@@ -68,7 +66,6 @@ public final class LSTMLayer {
         let rows = steps * batch
         guard rows > capacity else { return }
         let (d, h) = (inputSize, hiddenSize)
-        xm = try Buffer(rows * d)
         gates = try Buffer(rows * 4 * h)
         hs = try Buffer((rows + batch) * h)
         cs = try Buffer((rows + batch) * h)
@@ -94,25 +91,14 @@ public final class LSTMLayer {
 
     /// Runs the window. `x` (T × B × D) must stay valid until `backward`; masks must be sampled.
     func forward(_ x: UnsafePointer<Float>, h0: UnsafePointer<Float>, c0: UnsafePointer<Float>, dropout: Bool) {
-        let (d, h, b, g4) = (inputSize, hiddenSize, batch, 4 * hiddenSize)
+        let (h, b, g4) = (hiddenSize, batch, 4 * hiddenSize)
         let rows = steps * batch
         for r in 0..<rows {
             let row = gates.ptr + r * g4
             for j in 0..<g4 { row[j] = bih.value[j] + bhh.value[j] }
         }
-        if structured(inputDropout, dropout) {
-            inputDropout.gather(x, steps: 0..<steps)
-            inputDropout.forwardGEMM(wih.value.ptr, n: g4, into: gates.ptr, ldc: g4, steps: 0..<steps, pool: pool)
-        } else {
-            var xin = x
-            if dropout && inputDropout.isActive {
-                for t in 0..<steps { inputDropout.apply(step: t, x + t * b * d, xm.ptr + t * b * d) }
-                xin = UnsafePointer(xm.ptr)
-            }
-            input = xin
-            // Input projection of all steps at once: one M = T·B GEMM instead of T small ones.
-            gemm(m: rows, n: g4, k: d, a: xin, lda: d, b: wih.value.ptr, ldb: g4, beta: 1, c: gates.ptr, ldc: g4, pool: pool)
-        }
+        // Input projection of all steps at once: one M = T·B GEMM instead of T small ones.
+        inputDropout.project(x, rows: rows, w: wih.value.ptr, n: g4, into: gates.ptr, useMask: dropout, pool: pool)
 
         hs.ptr.update(from: h0, count: b * h)
         cs.ptr.update(from: c0, count: b * h)
@@ -163,7 +149,7 @@ public final class LSTMLayer {
     /// parameter gradients (overwriting them) and, if `needInputGradient`, ∂loss/∂X into `dx`.
     /// No gradient flows into the initial state: truncated BPTT.
     func backward(_ dOut: UnsafeMutablePointer<Float>, needInputGradient: Bool, dropout: Bool) {
-        let (d, h, b, g4) = (inputSize, hiddenSize, batch, 4 * hiddenSize)
+        let (h, b, g4) = (hiddenSize, batch, 4 * hiddenSize)
         let rows = steps * batch
         let recurrentMask = dropout && recurrentDropout.isActive
         let recurrentStructured = structured(recurrentDropout, dropout)
@@ -196,13 +182,7 @@ public final class LSTMLayer {
             gemm(transA: true, m: h, n: g4, k: rows, a: hIn, lda: h, b: dGates.ptr, ldb: g4,
                  beta: 0, c: whh.grad.ptr, ldc: g4, pool: pool)
         }
-        let inputStructured = structured(inputDropout, dropout)
-        if inputStructured {
-            inputDropout.weightGradient(dGates.ptr, n: g4, ldg: g4, into: wih.grad.ptr, pool: pool)
-        } else {
-            gemm(transA: true, m: d, n: g4, k: rows, a: input!, lda: d, b: dGates.ptr, ldb: g4,
-                 beta: 0, c: wih.grad.ptr, ldc: g4, pool: pool)
-        }
+        inputDropout.projectWeightGradient(dGates.ptr, n: g4, into: wih.grad.ptr, pool: pool)
         bih.grad.zero()
         for r in 0..<rows {
             let row = dGates.ptr + r * g4
@@ -210,15 +190,8 @@ public final class LSTMLayer {
         }
         bhh.grad.copy(from: bih.grad)
 
-        if needInputGradient && inputStructured {
-            inputDropout.backwardData(dGates.ptr, n: g4, ldg: g4, wih.value.ptr, into: dx.ptr,
-                                      steps: 0..<steps, pool: pool)
-        } else if needInputGradient {
-            gemm(transB: true, m: rows, n: d, k: g4, a: dGates.ptr, lda: g4, b: wih.value.ptr, ldb: g4,
-                 beta: 0, c: dx.ptr, ldc: d, pool: pool)
-            if dropout && inputDropout.isActive {
-                for t in 0..<steps { inputDropout.apply(step: t, dx.ptr + t * b * d, dx.ptr + t * b * d) }
-            }
+        if needInputGradient {
+            inputDropout.projectBackwardData(dGates.ptr, n: g4, w: wih.value.ptr, into: dx.ptr, pool: pool)
         }
     }
 

@@ -10,11 +10,9 @@ public final class OutputLayer {
     public let dropout: DropoutMask
     public let inputSize: Int, vocabSize: Int
     private var logits: Buffer
-    private var hm: Buffer
     private var rowLoss: UnsafeMutableBufferPointer<Double> = .allocate(capacity: 0)
     private(set) var dInput: Buffer
     private var steps = 0, batch = 0
-    private var input: UnsafePointer<Float>?
     /// The owning model's threads; nil runs single-threaded.
     public var compute: Compute?
     private var pool: ThreadPool? { compute?.pool }
@@ -28,7 +26,7 @@ public final class OutputLayer {
         weight = try Parameter("\(name).weight", rows: inputSize, cols: vocabSize, transposed: true)
         bias = try Parameter("\(name).bias", rows: vocabSize)
         dropout = try DropoutMask(width: inputSize)
-        (logits, hm, dInput) = (try Buffer(0), try Buffer(0), try Buffer(0))
+        (logits, dInput) = (try Buffer(0), try Buffer(0))
     }
 
     func prepare(steps: Int, batch: Int) throws(SDLSTMError) {
@@ -38,31 +36,17 @@ public final class OutputLayer {
         let rows = steps * batch
         if logits.count < rows * vocabSize {
             logits = try Buffer(rows * vocabSize)
-            hm = try Buffer(rows * inputSize)
             dInput = try Buffer(rows * inputSize)
             rowLoss.deallocate()
             rowLoss = .allocate(capacity: rows)
         }
     }
 
-    private func structured(_ useDropout: Bool) -> Bool { useDropout && dropout.isActive && dropout.columnar }
-
     /// Mean token loss of the window; `targets` batch-major. Leaves softmax probabilities behind.
     func forward(_ h: UnsafePointer<Float>, targets: UnsafePointer<Int32>, dropout useDropout: Bool) -> Double {
-        let (n, v, d) = (steps * batch, vocabSize, inputSize)
+        let (n, v) = (steps * batch, vocabSize)
         for r in 0..<n { (logits.ptr + r * v).update(from: bias.value.ptr, count: v) }
-        if structured(useDropout) {
-            dropout.gather(h, steps: 0..<steps)
-            dropout.forwardGEMM(weight.value.ptr, n: v, into: logits.ptr, ldc: v, steps: 0..<steps, pool: pool)
-        } else {
-            var x = h
-            if useDropout && dropout.isActive {
-                for t in 0..<steps { dropout.apply(step: t, h + t * batch * d, hm.ptr + t * batch * d) }
-                x = UnsafePointer(hm.ptr)
-            }
-            input = x
-            gemm(m: n, n: v, k: d, a: x, lda: d, b: weight.value.ptr, ldb: v, beta: 1, c: logits.ptr, ldc: v, pool: pool)
-        }
+        dropout.project(h, rows: n, w: weight.value.ptr, n: v, into: logits.ptr, useMask: useDropout, pool: pool)
         // Rows in parallel, their losses summed in one fixed order: the same bits on any thread count.
         let losses = rowLoss.baseAddress!, z = logits.ptr, steps = steps, batch = batch
         func rows(_ r: Range<Int>) {
@@ -96,7 +80,7 @@ public final class OutputLayer {
 
     /// Backward of `forward`: parameter gradients (overwritten) and ∂loss/∂H into `dInput`.
     func backward(targets: UnsafePointer<Int32>, dropout useDropout: Bool) {
-        let (n, v, d) = (steps * batch, vocabSize, inputSize)
+        let (n, v) = (steps * batch, vocabSize)
         let scale = 1 / Float(n)
         let z0 = logits.ptr, steps = steps, batch = batch
         func rows(_ r: Range<Int>) {
@@ -107,27 +91,12 @@ public final class OutputLayer {
             }
         }
         if let pool { pool.forChunks(n, rows) } else { rows(0..<n) }
-        let isStructured = structured(useDropout)
-        if isStructured {
-            dropout.weightGradient(logits.ptr, n: v, ldg: v, into: weight.grad.ptr, pool: pool)
-        } else {
-            gemm(transA: true, m: d, n: v, k: n, a: input!, lda: d, b: logits.ptr, ldb: v,
-                 beta: 0, c: weight.grad.ptr, ldc: v, pool: pool)
-        }
+        dropout.projectWeightGradient(logits.ptr, n: v, into: weight.grad.ptr, pool: pool)
         bias.grad.zero()
         for r in 0..<n {
             let z = z0 + r * v
             for j in 0..<v { bias.grad[j] += z[j] }
         }
-        if isStructured {
-            dropout.backwardData(logits.ptr, n: v, ldg: v, weight.value.ptr, into: dInput.ptr,
-                                 steps: 0..<steps, pool: pool)
-        } else {
-            gemm(transB: true, m: n, n: d, k: v, a: logits.ptr, lda: v, b: weight.value.ptr, ldb: v,
-                 beta: 0, c: dInput.ptr, ldc: d, pool: pool)
-            if useDropout && dropout.isActive {
-                for t in 0..<steps { dropout.apply(step: t, dInput.ptr + t * batch * d, dInput.ptr + t * batch * d) }
-            }
-        }
+        dropout.projectBackwardData(logits.ptr, n: v, w: weight.value.ptr, into: dInput.ptr, pool: pool)
     }
 }
