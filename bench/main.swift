@@ -155,6 +155,7 @@ func benchKernels() throws {
             let w = try Buffer((0..<(d * n)).map { _ in rng.uniform() - 0.5 })
             let g = try Buffer((0..<(t * b * n)).map { _ in rng.uniform() - 0.5 })
             let c = try Buffer(t * b * n), dw = try Buffer(d * n), dx = try Buffer(t * b * d)
+            let panels = try Buffer(panelCount(rows: d, n: n))
     
             let kernels: [(String, () -> Void, () -> Void)] = [
                 ("forward",
@@ -167,10 +168,12 @@ func benchKernels() throws {
                  { mask.backwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, pool: pool) },
                  { gemm(transB: true, m: t * b, n: d, k: n, a: g.ptr, lda: n, b: w.ptr, ldb: n, beta: 0, c: dx.ptr, ldc: d, pool: pool)
                    for s in 0..<t { mask.apply(step: s, dx.ptr + s * b * d, dx.ptr + s * b * d) } }),
+                // The RH site: W_hh packed into panels once per window, then one step after another.
                 ("recurrent",
-                 { for s in 0..<t {
+                 { packPanels(w.ptr, rows: d, n: n, into: panels.ptr)
+                   for s in 0..<t {
                      mask.gather(x.ptr, steps: s..<(s + 1))
-                     mask.forwardGEMM(w.ptr, n: n, into: c.ptr, ldc: n, steps: s..<(s + 1), pool: pool) } },
+                     mask.forwardStep(s, panels: panels.ptr, n: n, into: c.ptr, ldc: n, pool: pool) } },
                  { for s in 0..<t {
                      gemm(m: b, n: n, k: d, a: xm.ptr + s * b * d, lda: d, b: w.ptr, ldb: n,
                          beta: 0, c: c.ptr + s * b * n, ldc: n, pool: pool) } }),
