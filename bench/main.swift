@@ -97,6 +97,10 @@ func benchModel(_ shape: Shape) throws {
     }
     variants.append(Variant(policy: .standard, rh: true))
     variants.append(Variant(policy: .structured, rh: true))
+    // BENCH_ONLY=standard,structured keeps only those policies (profiling one configuration).
+    if let only = getenv("BENCH_ONLY").map({ String(cString: $0).split(separator: ",").map(String.init) }) {
+        variants = variants.filter { only.contains(policyName($0.policy)) && !$0.rh }
+    }
 
     try inputs.withUnsafeBufferPointer { i in
         try targets.withUnsafeBufferPointer { t in

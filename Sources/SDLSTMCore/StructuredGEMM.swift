@@ -35,17 +35,10 @@ extension DropoutMask {
     public func forwardGEMM(_ w: UnsafePointer<Float>, n: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
                             steps range: Range<Int>, pool: ThreadPool? = nil) {
         forTiles(n, pool: pool) { n0, n1, pack, ldp in
-            // Several steps share the tile: pack it, one aligned cache line per kept row and strip
-            // and few pages. A single step (the recurrent pass) reads W in place.
+            // Several steps share the tile: pack it into 16-column panels, one aligned cache line
+            // per kept row and the kept rows of a panel close together. A single step reads W in place.
             let packed = range.count > 1
-            if packed {
-                for d in 0..<width {
-                    let dst = pack + d * ldp
-                    dst.update(from: w + d * n + n0, count: n1 - n0)
-                    if ldp > n1 - n0 { (dst + (n1 - n0)).update(repeating: 0, count: ldp - (n1 - n0)) }
-                }
-            }
-            let tileW = packed ? UnsafePointer(pack) : w + n0, ldw = packed ? ldp : n
+            if packed { packPanels(w + n0, rows: width, n: n1 - n0, ldw: n, into: pack) }
             for t in range {
                 let k = keptCount[t], idx = keptIndex.ptr + t * width, a = gathered.ptr + gatherOffset[t]
                 // Rows in even blocks of at most 6 (20 = 5 + 5 + 5 + 5, not 6 + 6 + 6 + 2).
@@ -53,8 +46,9 @@ extension DropoutMask {
                 for blk in 0..<blocks {
                     let r0 = batch * blk / blocks, rows = batch * (blk + 1) / blocks - r0
                     for c0 in stride(from: 0, to: n1 - n0, by: 16) {
+                        let (panel, ldw) = packed ? (UnsafePointer(pack) + c0 * width, 16) : (w + n0 + c0, n)
                         sdk_forward(Int32(rows), Int32(min(16, n1 - n0 - c0)), Int32(k), a + r0 * k, Int32(k), idx,
-                                    tileW + c0, Int32(ldw), c + (t * batch + r0) * ldc + n0 + c0, Int32(ldc))
+                                    panel, Int32(ldw), c + (t * batch + r0) * ldc + n0 + c0, Int32(ldc))
                     }
                 }
             }
@@ -153,12 +147,13 @@ extension DropoutMask {
 /// Floats of the panel form of a rows × n matrix.
 public func panelCount(rows: Int, n: Int) -> Int { rows * ((n + 15) / 16 * 16) }
 
-/// Packs W (rows × n, row-major) into 16-column panels, the last one zero-padded.
-public func packPanels(_ w: UnsafePointer<Float>, rows: Int, n: Int, into p: UnsafeMutablePointer<Float>) {
+/// Packs W (rows × n, row stride ldw, default n) into 16-column panels, the last one zero-padded.
+public func packPanels(_ w: UnsafePointer<Float>, rows: Int, n: Int, ldw: Int? = nil, into p: UnsafeMutablePointer<Float>) {
+    let ldw = ldw ?? n
     for c0 in stride(from: 0, to: n, by: 16) {
         let panel = p + c0 * rows, cols = min(16, n - c0)
         for r in 0..<rows {
-            (panel + r * 16).update(from: w + r * n + c0, count: cols)
+            (panel + r * 16).update(from: w + r * ldw + c0, count: cols)
             if cols < 16 { (panel + r * 16 + cols).update(repeating: 0, count: 16 - cols) }
         }
     }
