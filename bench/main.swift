@@ -7,6 +7,7 @@
 // buffers), so that machine drift hits them alike; each line reports the median of the timed
 // rounds. Ratios between lines of one run are the result; absolute times vary with the machine.
 
+import CKernels
 import Glibc
 import SDLSTMCore
 
@@ -205,6 +206,63 @@ func benchKernels() throws {
 
 func warn(_ s: String) { _ = (s + "\n").withCString { write(2, $0, strlen($0)) } }
 
+// MARK: - The forward micro-kernel in Swift SIMD, against the C one (why CKernels exists)
+
+/// The same 5 × 16 block as sdk_forward, written with Swift's SIMD8<Float>. Swift compiles the
+/// library for baseline x86-64, so this runs on SSE2 without FMA whatever the CPU has.
+@inline(never)
+func swiftForward5x16(k: Int, a: UnsafePointer<Float>, lda: Int, idx: UnsafePointer<Int32>,
+                      w: UnsafePointer<Float>, ldw: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    typealias V = SIMD8<Float>
+    func ld(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+    var c0 = (ld(c), ld(c + ldc), ld(c + 2 * ldc), ld(c + 3 * ldc), ld(c + 4 * ldc))
+    var c1 = (ld(c + 8), ld(c + ldc + 8), ld(c + 2 * ldc + 8), ld(c + 3 * ldc + 8), ld(c + 4 * ldc + 8))
+    for j in 0..<k {
+        let row = w + Int(idx[j]) * ldw
+        let w0 = ld(row), w1 = ld(row + 8)
+        let a0 = V(repeating: a[j]), a1 = V(repeating: a[lda + j]), a2 = V(repeating: a[2 * lda + j])
+        let a3 = V(repeating: a[3 * lda + j]), a4 = V(repeating: a[4 * lda + j])
+        c0.0 += a0 * w0; c1.0 += a0 * w1
+        c0.1 += a1 * w0; c1.1 += a1 * w1
+        c0.2 += a2 * w0; c1.2 += a2 * w1
+        c0.3 += a3 * w0; c1.3 += a3 * w1
+        c0.4 += a4 * w0; c1.4 += a4 * w1
+    }
+    func st(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+    st(c0.0, c); st(c0.1, c + ldc); st(c0.2, c + 2 * ldc); st(c0.3, c + 3 * ldc); st(c0.4, c + 4 * ldc)
+    st(c1.0, c + 8); st(c1.1, c + ldc + 8); st(c1.2, c + 2 * ldc + 8); st(c1.3, c + 3 * ldc + 8); st(c1.4, c + 4 * ldc + 8)
+}
+
+/// Both micro-kernels on data that stays in L1/L2 (a 5 × 325 block of A, 325 kept rows of a
+/// 650 × 16 panel): the raw speed of the block, interleaved.
+func benchMicroKernel() throws {
+    let (k, rows) = (325, 650)
+    var rng = Random(seed: 3)
+    let a = try Buffer((0..<(5 * k)).map { _ in rng.uniform() })
+    let w = try Buffer((0..<(rows * 16)).map { _ in rng.uniform() })
+    let c = try Buffer(5 * 16)
+    let idx = try IndexBuffer(k)
+    for j in 0..<k { idx.ptr[j] = Int32(2 * j) }
+    let calls = 20_000
+    var ts: [[Double]] = [[], []]
+    for round in 0..<(warmup + rounds) {
+        for which in shuffled([0, 1]) {
+            let start = now()
+            for _ in 0..<calls {
+                if which == 0 {
+                    sdk_forward(5, 16, Int32(k), a.ptr, Int32(k), idx.ptr, w.ptr, 16, c.ptr, 16)
+                } else {
+                    swiftForward5x16(k: k, a: a.ptr, lda: k, idx: idx.ptr, w: w.ptr, ldw: 16, c: c.ptr, ldc: 16)
+                }
+            }
+            if round >= warmup { ts[which].append(now() - start) }
+        }
+    }
+    let flops = Double(2 * 5 * 16 * k * calls)
+    print(json([("microkernel", "forward 5x16"), ("c_avx2_gflops", flops / median(ts[0]) / 1e9),
+                ("swift_simd_gflops", flops / median(ts[1]) / 1e9), ("c_over_swift", median(ts[1]) / median(ts[0]))]))
+}
+
 // MARK: - Main
 
 let shapes = [
@@ -221,6 +279,7 @@ do {
         }
         try benchModel(shape)
     case "kernels":
+        try benchMicroKernel()
         try benchKernels()
     default:
         warn("usage: sdlstm-bench model SHAPE | kernels [--threads N] [--rounds N]")
