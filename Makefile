@@ -56,7 +56,11 @@ $(LM): examples/lm/lm.c include/sdlstm.h lib
 	@mkdir -p build/bin
 	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
 
-examples: $(LM)
+build/bin/sdlstm-ner: examples/ner/ner.c include/sdlstm.h lib
+	@mkdir -p build/bin
+	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
+
+examples: $(LM) build/bin/sdlstm-ner
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
@@ -114,12 +118,14 @@ test-checkpoints: $(LM)
 	    printf "checkpoints: PyTorch from the checkpoint alone: valid ppl %.6g vs sdlstm %s (relative %.1e)\n", a, b, d; exit !(d < 1e-4) }'; \
 	else echo "checkpoints: python3-torch or python3-h5py missing: skipping the PyTorch perplexity check"; fi
 
-# One epoch of PTB per policy; each prints its JSON line, then the two side by side.
+# DEMO_STEPS steps of PTB (1328 make an epoch) per policy; each prints its JSON line, then the
+# two side by side. 1000 steps keep the whole demo, build included, under 10 minutes on 2 cores.
+DEMO_STEPS ?= 1000
 demo: examples
-	@echo "sdlstm demo: PTB, 2 x 200 LSTM, 1 epoch, dropout p = 0.5 on the non-recurrent sites, $(THREADS) threads"
+	@echo "sdlstm demo: PTB, 2 x 200 LSTM, $(DEMO_STEPS) steps of batch 20 x 35, dropout p = 0.5 on the non-recurrent sites, $(THREADS) threads"
 	@for pol in structured standard; do \
 	  echo "== $$pol dropout (progress on stderr)"; \
-	  $(LM) --data data/ptb --hidden 200 --layers 2 --epochs 1 --policy $$pol --p-nr 0.5 --threads $(THREADS) \
+	  $(LM) --data data/ptb --hidden 200 --layers 2 --epochs 1 --max-steps $(DEMO_STEPS) --policy $$pol --p-nr 0.5 --threads $(THREADS) \
 	    | tee build/demo-$$pol.json || exit 1; \
 	done
 	@awk 'BEGIN { printf "\n%-11s %10s %10s %10s %8s\n", "policy", "valid_ppl", "test_ppl", "words/s", "skipped" } \

@@ -176,6 +176,80 @@ sdlstm_status sdlstm_evaluate(sdlstm_model *model, const sdlstm_batch *batch, sd
  * whose size differs from the carried state's fails with SDLSTM_E_STATE until this is called. */
 sdlstm_status sdlstm_reset_state(sdlstm_model *model);
 
+/* ---- Sequence labelling ---- */
+
+/* SDLSTM_TASK_TAGGER reads a batch as B sentences right-padded to T = seq_len words:
+ * - inputs: B * T word ids in [0, vocab_size); targets: B * T tag ids in [0, num_tags), batch-major.
+ * - lengths: B sentence lengths in [1, T] (NULL: all T). Only positions t < lengths[b] are read;
+ *   padded positions may hold anything and take no part in the loss, the CRF, the gradients or the
+ *   decoded tags.
+ * - With character features (char_vocab_size > 0): chars holds B * T * max_word_len ids in
+ *   [0, char_vocab_size), word (b, t) starting at (b * T + t) * max_word_len, and word_lengths the
+ *   B * T character counts in [1, max_word_len]; characters past a word's length are not read.
+ * stats.loss is the mean over the real words of the sentence losses (CRF: -log P(gold tags)),
+ * stats.tokens the number of real words. Defaults (sdlstm_config_init): CoNLL-2003 NER after
+ * Lample et al. 2016, word embedding 100, 1 BiLSTM layer of 100 + 100, character embedding 25 and
+ * character BiLSTM 25 + 25, CRF on, 9 tags, init 0.1; set vocab_size and char_vocab_size. */
+
+/* How tag names mark spans; a name splits at its first '-' into prefix and type ("B-PER"). */
+typedef enum sdlstm_tag_scheme {
+    SDLSTM_TAG_SCHEME_NONE = 0,  /* no constraints */
+    SDLSTM_TAG_SCHEME_IOB1 = 1,  /* B-X only directly after B-X or I-X, never first */
+    SDLSTM_TAG_SCHEME_IOB2 = 2   /* I-X only directly after B-X or I-X, never first */
+} sdlstm_tag_scheme;
+
+/* Names a tagger's num_tags tags (names[i] is tag id i, e.g. "O", "B-PER", "I-PER") and makes its
+ * CRF forbid the transitions the scheme rules out, in the loss and in decoding; from then on a batch
+ * whose gold tags break the scheme is SDLSTM_E_INVALID. The names are copied. Without a CRF the
+ * scheme changes nothing. A model that is not a tagger is SDLSTM_E_INVALID. */
+sdlstm_status sdlstm_set_tag_names(sdlstm_model *model, const char *const *names, int32_t count,
+                                   sdlstm_tag_scheme scheme);
+
+/* Writes the best tag sequence of each sentence of batch (targets is not read and may be NULL) to
+ * tags, B * T ids batch-major: Viterbi with a CRF, the best tag per word without; padded positions
+ * get -1. No dropout, no update. */
+sdlstm_status sdlstm_tag(sdlstm_model *model, const sdlstm_batch *batch, int32_t *tags);
+
+/* Span counts and scores as conlleval computes them; the scores are fractions in [0, 1]. */
+typedef struct sdlstm_span_scores {
+    size_t struct_size;       /* sizeof(sdlstm_span_scores) */
+    int64_t gold_spans;       /* spans in the gold tags */
+    int64_t predicted_spans;  /* spans in the predicted tags */
+    int64_t correct_spans;    /* predicted spans with a gold span's first token, last token and type */
+    double precision;         /* correct / predicted (0 if none predicted) */
+    double recall;            /* correct / gold (0 if no gold span) */
+    double f1;                /* 2 * precision * recall / (precision + recall) (0 if both are 0) */
+    int64_t tokens;           /* overall only (0 per type): tokens counted */
+    int64_t correct_tags;     /* overall only (0 per type): tokens whose two tags are equal */
+} sdlstm_span_scores;
+
+/* Accumulates span counts over sentences of tag ids, exactly as the CoNLL script conlleval counts
+ * them (the same rules read IOB1 and IOB2). Independent of any model. */
+typedef struct sdlstm_span_f1 sdlstm_span_f1;
+
+/* Creates a counter for tags named names[0 .. num_tags-1] (copied). Its entity types are the
+ * distinct non-empty parts after the first '-' of the names, sorted (conlleval's report order). */
+sdlstm_status sdlstm_span_f1_create(const char *const *names, int32_t num_tags, sdlstm_span_f1 **out);
+
+/* Frees a counter. NULL is ignored. */
+void sdlstm_span_f1_free(sdlstm_span_f1 *f1);
+
+/* Adds batch_size sentences of gold and predicted tag ids, batch-major with seq_len columns as in a
+ * batch; sentence b is its first lengths[b] positions (lengths NULL: all seq_len). Each sentence ends
+ * as at a blank line of conlleval's input. On failure nothing is counted. */
+sdlstm_status sdlstm_span_f1_add(sdlstm_span_f1 *f1, const int32_t *gold, const int32_t *predicted,
+                                 int32_t batch_size, int32_t seq_len, const int32_t *lengths);
+
+/* The number of entity types. */
+sdlstm_status sdlstm_span_f1_type_count(const sdlstm_span_f1 *f1, int32_t *out);
+
+/* The name of entity type i in [0, type_count); valid while the counter lives. */
+sdlstm_status sdlstm_span_f1_type_name(const sdlstm_span_f1 *f1, int32_t type, const char **out);
+
+/* The scores of entity type i in [0, type_count), or over all types for type = -1 (up to
+ * out->struct_size bytes). */
+sdlstm_status sdlstm_span_f1_scores(const sdlstm_span_f1 *f1, int32_t type, sdlstm_span_scores *out);
+
 /* ---- Checkpoints and metadata ---- */
 
 /* Checkpoints are HDF5 files that other tools read without sdlstm: one float32 dataset per parameter,

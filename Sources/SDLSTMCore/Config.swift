@@ -26,8 +26,15 @@ public struct ModelConfig: Equatable, Sendable {
     public var useCRF = false
 
     /// The defaults of a task. LM: PTB medium (Zaremba et al. 2014), 2 × 650, vocabulary 10k, ±0.05.
+    /// Tagger: CoNLL-2003 NER after Lample et al. (2016): word embedding 100, one BiLSTM layer of
+    /// 100 + 100, character embedding 25 and character BiLSTM 25 + 25, CRF, 9 tags (O and B-/I- of
+    /// four types), ±0.1; vocab_size 20000 and char_vocab_size 100 are placeholders for the data's.
     public init(task: Task = .languageModel) {
         self.task = task
+        if task == .tagger {
+            (vocabSize, embedSize, hiddenSize, numLayers, initScale) = (20_000, 100, 200, 1, 0.1)
+            (numTags, charVocabSize, charEmbedSize, charHiddenSize, useCRF) = (9, 100, 25, 50, true)
+        }
     }
 
     /// Every size the task uses positive and small enough for Int32 BLAS indices.

@@ -1,0 +1,187 @@
+import CSDLSTM
+
+/// A sequence tagger (word embedding [+ character BiLSTM] -> BiLSTM -> linear -> CRF) trained with SGD.
+///
+/// Takes sentences of different lengths and pads them itself. Owns one `sdlstm_model` handle, freed
+/// on deinit. Use a tagger from one thread at a time.
+public final class Tagger {
+    private let handle: OpaquePointer
+
+    /// Creates a tagger with freshly initialised parameters, no dropout, SGD with learning rate 1.
+    public init(_ config: TaggerConfig) throws(SDLSTMError) {
+        var c = try config.cConfig()
+        var out: OpaquePointer?
+        try SDLSTMError.check(sdlstm_model_create(&c, &out))
+        guard let out else { throw SDLSTMError(.invalid, "sdlstm_model_create returned no model") }
+        handle = out
+    }
+
+    deinit { sdlstm_model_free(handle) }
+
+    /// The tagger's architecture, as the library reports it.
+    public var config: TaggerConfig {
+        var c = sdlstm_config()
+        c.struct_size = MemoryLayout<sdlstm_config>.size
+        let status = sdlstm_model_get_config(handle, &c)
+        precondition(status == SDLSTM_OK, "sdlstm_model_get_config failed: \(String(cString: sdlstm_last_error()))")
+        return TaggerConfig(c)
+    }
+
+    /// The number of trainable scalars.
+    public var parameterCount: Int {
+        var count: Int64 = 0
+        let status = sdlstm_parameter_count(handle, &count)
+        precondition(status == SDLSTM_OK, "sdlstm_parameter_count failed: \(String(cString: sdlstm_last_error()))")
+        return Int(count)
+    }
+
+    /// Names the tags (`names[i]` is tag id i, e.g. "O", "B-PER", "I-PER") and makes the CRF forbid
+    /// what `scheme` rules out, in the loss and in decoding.
+    public func setTagNames(_ names: [String], scheme: TagScheme) throws(SDLSTMError) {
+        let count = try SDLSTMError.int32(names.count, "names.count")
+        let status = withCStrings(names) { sdlstm_set_tag_names(handle, $0, count, scheme.cValue) }
+        try SDLSTMError.check(status)
+    }
+
+    /// Sets the dropout policy and drop probability `p` in [0, 1) of one site. Input: the word
+    /// representation entering the BiLSTM; between: between BiLSTM layers; output: the BiLSTM output
+    /// entering the tag projection; recurrent: H(t-1) of the word LSTMs.
+    public func setDropout(_ policy: DropoutPolicy, p: Float, at site: DropoutSite) throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_set_dropout(handle, site.cValue, policy.cValue, p))
+    }
+
+    /// Chooses the update rule.
+    public func setOptimizer(_ optimizer: Optimizer) throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_set_optimizer(handle, optimizer.cValue))
+    }
+
+    /// Sets the learning rate (> 0) of the next steps; the gradient is that of the mean word loss.
+    public func setLearningRate(_ learningRate: Float) throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_set_learning_rate(handle, learningRate))
+    }
+
+    /// Clips the gradient to a global L2 norm of at most `maxNorm`; 0 turns clipping off.
+    public func setClipNorm(_ maxNorm: Float) throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_set_clip_norm(handle, maxNorm))
+    }
+
+    /// Threads used by this tagger's calls (>= 1).
+    public func setNumThreads(_ threads: Int) throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_set_num_threads(handle, try SDLSTMError.int32(threads, "threads")))
+    }
+
+    /// Restarts the dropout random stream from `seed`.
+    public func seed(_ seed: UInt64) throws(SDLSTMError) {
+        try SDLSTMError.check(sdlstm_seed(handle, seed))
+    }
+
+    /// One training step (forward, backward, clip, update) on a batch of tagged sentences.
+    public func step(_ sentences: [TaggedSentence]) throws(SDLSTMError) -> StepStats {
+        try run(sdlstm_step, sentences)
+    }
+
+    /// The mean loss per word on tagged sentences, without dropout and without an update.
+    public func evaluate(_ sentences: [TaggedSentence]) throws(SDLSTMError) -> StepStats {
+        try run(sdlstm_evaluate, sentences)
+    }
+
+    /// The best tag sequence of each sentence (their `tags` are not read).
+    public func tag(_ sentences: [TaggedSentence]) throws(SDLSTMError) -> [[Int32]] {
+        let padded = try PaddedBatch(sentences, withTags: false)
+        var out = [Int32](repeating: -1, count: padded.batchSize * padded.seqLen)
+        let status = out.withUnsafeMutableBufferPointer { o in padded.with { sdlstm_tag(handle, $0, o.baseAddress) } }
+        try SDLSTMError.check(status)
+        return sentences.indices.map { b in Array(out[(b * padded.seqLen)..<(b * padded.seqLen + sentences[b].words.count)]) }
+    }
+
+    private typealias BatchCall = (OpaquePointer?, UnsafePointer<sdlstm_batch>?, UnsafeMutablePointer<sdlstm_stats>?) -> sdlstm_status
+
+    private func run(_ call: BatchCall, _ sentences: [TaggedSentence]) throws(SDLSTMError) -> StepStats {
+        let padded = try PaddedBatch(sentences, withTags: true)
+        var stats = sdlstm_stats()
+        stats.struct_size = MemoryLayout<sdlstm_stats>.size
+        let status = padded.with { call(handle, $0, &stats) }
+        try SDLSTMError.check(status)
+        return StepStats(stats)
+    }
+}
+
+/// Sentences right-padded into the batch-major arrays of an `sdlstm_batch`; padding holds 0.
+private struct PaddedBatch {
+    let batchSize: Int, seqLen: Int, maxWordLen: Int
+    var words: [Int32], tags: [Int32], lengths: [Int32]
+    var chars: [Int32] = [], wordLengths: [Int32] = []
+    let hasCharacters: Bool
+
+    /// Checks only what keeps the library from reading past a buffer; it validates the values.
+    init(_ sentences: [TaggedSentence], withTags: Bool) throws(SDLSTMError) {
+        guard !sentences.isEmpty else { throw SDLSTMError(.invalid, "no sentences") }
+        batchSize = sentences.count
+        seqLen = sentences.map(\.words.count).max()!
+        guard seqLen >= 1 else { throw SDLSTMError(.invalid, "every sentence is empty") }
+        hasCharacters = sentences.contains { !$0.characters.isEmpty }
+        maxWordLen = hasCharacters ? max(1, sentences.flatMap(\.characters).map(\.count).max() ?? 1) : 0
+        words = [Int32](repeating: 0, count: batchSize * seqLen)
+        tags = words
+        lengths = sentences.map { Int32(clamping: $0.words.count) }
+        if hasCharacters {
+            chars = [Int32](repeating: 0, count: batchSize * seqLen * maxWordLen)
+            wordLengths = words
+        }
+        for (b, s) in sentences.enumerated() {
+            if withTags && s.tags.count != s.words.count {
+                throw SDLSTMError(.invalid, "sentence \(b) has \(s.words.count) words but \(s.tags.count) tags")
+            }
+            if hasCharacters && s.characters.count != s.words.count {
+                throw SDLSTMError(.invalid, "sentence \(b) has \(s.words.count) words but characters for \(s.characters.count)")
+            }
+            for t in s.words.indices {
+                words[b * seqLen + t] = s.words[t]
+                if withTags { tags[b * seqLen + t] = s.tags[t] }
+                guard hasCharacters else { continue }
+                let w = s.characters[t]
+                wordLengths[b * seqLen + t] = Int32(w.count)
+                for (c, id) in w.enumerated() { chars[(b * seqLen + t) * maxWordLen + c] = id }
+            }
+        }
+    }
+
+    func with<R>(_ body: (UnsafePointer<sdlstm_batch>) -> R) -> R {
+        words.withUnsafeBufferPointer { w in
+            tags.withUnsafeBufferPointer { y in
+                lengths.withUnsafeBufferPointer { l in
+                    chars.withUnsafeBufferPointer { c in
+                        wordLengths.withUnsafeBufferPointer { wl in
+                            var batch = sdlstm_batch()
+                            batch.struct_size = MemoryLayout<sdlstm_batch>.size
+                            batch.batch_size = Int32(clamping: batchSize)
+                            batch.seq_len = Int32(clamping: seqLen)
+                            (batch.inputs, batch.targets, batch.lengths) = (w.baseAddress, y.baseAddress, l.baseAddress)
+                            if hasCharacters {
+                                batch.max_word_len = Int32(clamping: maxWordLen)
+                                (batch.chars, batch.word_lengths) = (c.baseAddress, wl.baseAddress)
+                            }
+                            return body(&batch)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Calls `body` with a C array of the strings, valid during the call.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    var pointers: [UnsafePointer<CChar>?] = []
+    func nest(_ i: Int) -> R {
+        guard i < strings.count else {
+            pointers.append(nil)  // never empty, so the base address exists; the callee reads count entries
+            return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+        }
+        return strings[i].withCString { p in
+            pointers.append(p)
+            return nest(i + 1)
+        }
+    }
+    return nest(0)
+}

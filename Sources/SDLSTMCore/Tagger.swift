@@ -1,0 +1,331 @@
+import Glibc
+
+/// Sequence labeller after Lample et al. (2016): for every word of a sentence
+///
+///     x_t = [ E_word[w_t] | c(w_t) ]                    c: character BiLSTM features (optional)
+///     h_t = BiLSTM layers over x_1 … x_L                  hidden_size / 2 per direction
+///     s_t = h̃_t · W + b                                  one score per tag
+///
+/// then a linear-chain CRF over s_1 … s_L (loss −log P(gold), Viterbi decoding) or, without it, a
+/// softmax cross-entropy per word (argmax decoding). The loss is the mean over the batch's real
+/// words: Σ_sentences loss / Σ_b L_b.
+///
+/// A batch holds B sentences right-padded to T words: inputs (word ids) and targets (tag ids) are
+/// batch-major B × T, lengths gives each sentence's L_b, chars are B × T × W character ids with
+/// word_lengths B × T. Only real positions (t < L_b) are read; padded positions take no part in
+/// the loss, the CRF, the gradients or the decoded tags, whatever they hold.
+///
+/// Dropout sites: input = x_t entering the first BiLSTM layer, between = a layer's output entering
+/// the next, output = the top layer's output entering the tag projection, recurrent = H(t-1) of
+/// every word LSTM. Each direction of a layer draws its own masks in its own time order.
+public final class Tagger: Model {
+    public let config: ModelConfig
+    public let wordEmbedding: Embedding
+    public let characters: CharacterEncoder?
+    let layers: [PaddedBiLSTM]
+    let projection: TagProjection
+    public let crf: CRF?
+    public var optimizer = Optimizer()
+    public let compute = Compute()
+    public var rng = Random(seed: 0)
+    /// Set with `setTagNames`; nil until then.
+    public private(set) var tagNames: [String]?
+    public private(set) var tagScheme: TagScheme = .none
+
+    /// Width of x_t.
+    public var inputWidth: Int { config.embedSize + (characters?.width ?? 0) }
+
+    // This batch.
+    private var steps = 0, batch = 0
+    private var lengths: [Int] = []
+    private var realWords = 0
+    private var wordIDs: [Int32] = []       // B × T, 0 at padded positions
+    private var wordRows: [Int] = []        // row t * B + b of each real word, time-major order
+    private var wordPositions: [Int] = []   // index b * T + t of each real word in the batch arrays
+    private var representation: Buffer      // T × B × inputWidth
+    private var dEmbedding: Buffer          // T × B × embedSize
+    private var dCharacters: Buffer         // N × C
+    private var dScores: Buffer             // T × B × K
+
+    public init(_ config: ModelConfig) throws(SDLSTMError) {
+        guard config.task == .tagger else { throw .invalid("not a tagger config") }
+        try config.validate()
+        try ModelConfig.check("num_tags", config.numTags, max: 1 << 12)
+        guard config.hiddenSize % 2 == 0 else {
+            throw .invalid("hidden_size must be even (hidden_size / 2 per direction), got \(config.hiddenSize)")
+        }
+        try ModelConfig.check("char_vocab_size", config.charVocabSize, min: 0, max: 1 << 22)
+        if config.charVocabSize > 0 {
+            try ModelConfig.check("char_embed_size", config.charEmbedSize, max: 1 << 16)
+            try ModelConfig.check("char_hidden_size", config.charHiddenSize, min: 2, max: 1 << 16)
+            guard config.charHiddenSize % 2 == 0 else {
+                throw .invalid("char_hidden_size must be even (char_hidden_size / 2 per direction), got \(config.charHiddenSize)")
+            }
+        }
+        self.config = config
+        wordEmbedding = try Embedding(vocabSize: config.vocabSize, width: config.embedSize, name: "word_embedding.weight")
+        characters = config.charVocabSize > 0
+            ? try CharacterEncoder(vocabSize: config.charVocabSize, embedSize: config.charEmbedSize,
+                                   hiddenSize: config.charHiddenSize, name: "char")
+            : nil
+        let input = config.embedSize + (config.charVocabSize > 0 ? config.charHiddenSize : 0)
+        var layers: [PaddedBiLSTM] = []
+        for l in 0..<config.numLayers {
+            layers.append(try PaddedBiLSTM(inputSize: l == 0 ? input : config.hiddenSize,
+                                           hiddenSize: config.hiddenSize / 2, name: "lstm", layer: l))
+        }
+        self.layers = layers
+        projection = try TagProjection(inputSize: config.hiddenSize, numTags: config.numTags, name: "hidden2tag")
+        crf = config.useCRF ? try CRF(numTags: config.numTags, name: "crf") : nil
+        let lstms = layers.flatMap(\.directions) + (characters?.lstm.directions ?? [])
+        for lstm in lstms { lstm.compute = compute }
+        (representation, dEmbedding, dCharacters, dScores) = (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
+        var initRNG = Random(seed: config.seed)
+        for p in parameters { p.initUniform(scale: config.initScale, rng: &initRNG) }
+        rng = initRNG
+    }
+
+    /// PyTorch's `state_dict` order of a module registering them in this order.
+    public var parameters: [Parameter] {
+        [wordEmbedding.table] + (characters?.parameters ?? []) + layers.flatMap(\.parameters)
+            + [projection.weight, projection.bias] + (crf?.parameters ?? [])
+    }
+
+    public var embeddings: [Embedding] { [wordEmbedding] + (characters.map { [$0.embedding] } ?? []) }
+
+    public func masks(at site: DropoutSite) -> [DropoutMask] {
+        switch site {
+        case .input: return layers[0].directions.map(\.inputDropout)
+        case .between: return layers.dropFirst().flatMap(\.directions).map(\.inputDropout)
+        case .output: return [projection.dropout]
+        case .recurrent: return layers.flatMap(\.directions).map(\.recurrentDropout)
+        }
+    }
+
+    public func commitState(_ batch: Batch) {}
+    public func resetState() {}
+
+    /// Names the tags (tag id = index) and constrains the CRF to `scheme`: a transition the scheme
+    /// forbids scores −∞ in the loss and in decoding, and a gold sequence taking one is invalid.
+    /// Without a CRF the names are kept and the scheme has no effect.
+    public func setTagNames(_ names: [String], scheme: TagScheme) throws(SDLSTMError) {
+        guard names.count == config.numTags else {
+            throw .invalid("got \(names.count) tag names for num_tags = \(config.numTags)")
+        }
+        try crf?.setConstraints(TransitionConstraints(names: names, scheme: scheme))
+        tagNames = names
+        tagScheme = scheme
+    }
+
+    // MARK: Training and evaluation
+
+    public func lossAndGradients(_ batch: Batch) throws(SDLSTMError) -> StepStats {
+        var stats = try trainingLoss(batch)
+        guard stats.loss.isFinite else { return stats }
+        backward(batch)
+        stats.skippedMACsFraction = skippedMACsFraction()
+        return stats
+    }
+
+    /// Training loss (dropout on) without gradients; with frozen masks, a function of the parameters.
+    public func trainingLoss(_ batch: Batch) throws(SDLSTMError) -> StepStats {
+        try prepare(batch, needTargets: true)
+        sampleMasks(steps: steps, batch: self.batch)
+        forward(batch, dropout: true)
+        return StepStats(loss: loss(batch) / Double(realWords), tokens: realWords)
+    }
+
+    public func evaluationLoss(_ batch: Batch) throws(SDLSTMError) -> StepStats {
+        try prepare(batch, needTargets: true)
+        forward(batch, dropout: false)
+        return StepStats(loss: loss(batch) / Double(realWords), tokens: realWords)
+    }
+
+    /// The best tag sequence of each sentence, batch-major into `out` (B × T); padded positions get
+    /// −1. `batch.targets` is not read.
+    public func tag(_ batch: Batch, into out: UnsafeMutablePointer<Int32>) throws(SDLSTMError) {
+        try withSingleThreadedBLAS { () throws(SDLSTMError) in
+            try prepare(batch, needTargets: false)
+            forward(batch, dropout: false)
+            let scores = UnsafePointer(projection.scores.ptr)
+            if let crf {
+                crf.decode(scores, lengths: lengths, steps: steps, into: out)
+                return
+            }
+            let k = config.numTags
+            for b in 0..<self.batch {
+                for t in 0..<steps {
+                    guard t < lengths[b] else { out[b * steps + t] = -1; continue }
+                    let s = scores + (t * self.batch + b) * k
+                    var best = 0
+                    for j in 1..<k where s[j] > s[best] { best = j }
+                    out[b * steps + t] = Int32(best)
+                }
+            }
+        }
+    }
+
+    /// Validates the batch (real positions only) and sizes every workspace for it.
+    private func prepare(_ batch: Batch, needTargets: Bool) throws(SDLSTMError) {
+        let (t, b) = (batch.seqLen, batch.batchSize)
+        try checkBatchShape(batch, widest: max(inputWidth, 2 * config.hiddenSize, config.numTags))
+        var lengths = [Int](repeating: t, count: b)
+        if let l = batch.lengths {
+            for i in 0..<b {
+                guard l[i] >= 1 && Int(l[i]) <= t else { throw .invalid("lengths[\(i)] = \(l[i]) is outside [1, \(t)]") }
+                lengths[i] = Int(l[i])
+            }
+        }
+        func checkReal(_ ids: UnsafePointer<Int32>, below bound: Int, _ name: String) throws(SDLSTMError) {
+            for i in 0..<b {
+                for j in 0..<lengths[i] where ids[i * t + j] < 0 || Int(ids[i * t + j]) >= bound {
+                    throw .invalid("\(name)[\(i * t + j)] = \(ids[i * t + j]) is outside [0, \(bound))")
+                }
+            }
+        }
+        try checkReal(batch.inputs, below: config.vocabSize, "inputs")
+        if needTargets {
+            try checkReal(batch.targets, below: config.numTags, "targets")
+            try crf?.checkAllowed(batch.targets, lengths: lengths, steps: t, names: tagNames)
+        }
+        let words = lengths.reduce(0, +)
+        if let characters {
+            let w = batch.maxWordLen
+            guard let chars = batch.chars, let wordLengths = batch.wordLengths else {
+                throw .invalid("this tagger reads character features: batch->chars and batch->word_lengths must be set")
+            }
+            guard w >= 1 else { throw .invalid("max_word_len must be >= 1, got \(w)") }
+            let widest = max(config.charEmbedSize, 2 * config.charHiddenSize)
+            let (rows, overflow) = words.multipliedReportingOverflow(by: w)
+            guard !overflow, rows <= Int(Int32.max) / widest else {
+                throw .invalid("\(words) words × max_word_len \(w) is too large for this model")
+            }
+            for i in 0..<b {
+                for j in 0..<lengths[i] {
+                    let p = i * t + j, n = wordLengths[p]
+                    guard n >= 1 && Int(n) <= w else { throw .invalid("word_lengths[\(p)] = \(n) is outside [1, \(w)]") }
+                    for c in 0..<Int(n) where chars[p * w + c] < 0 || Int(chars[p * w + c]) >= config.charVocabSize {
+                        throw .invalid("chars[\(p * w + c)] = \(chars[p * w + c]) is outside [0, \(config.charVocabSize))")
+                    }
+                }
+            }
+            try characters.prepare(words: words, maxLength: w)
+        }
+
+        steps = t
+        self.batch = b
+        self.lengths = lengths
+        realWords = words
+        wordIDs = [Int32](repeating: 0, count: b * t)
+        wordRows.removeAll(keepingCapacity: true)
+        wordPositions.removeAll(keepingCapacity: true)
+        for j in 0..<t {
+            for i in 0..<b where j < lengths[i] {
+                wordIDs[i * t + j] = batch.inputs[i * t + j]
+                wordRows.append(j * b + i)
+                wordPositions.append(i * t + j)
+            }
+        }
+        try wordEmbedding.prepare(steps: t, batch: b)
+        for layer in layers { try layer.prepare(steps: t, batch: b) }
+        try projection.prepare(steps: t, batch: b)
+        let rows = t * b
+        if representation.count < rows * inputWidth { representation = try Buffer(rows * inputWidth) }
+        if dEmbedding.count < rows * config.embedSize { dEmbedding = try Buffer(rows * config.embedSize) }
+        if dScores.count < rows * config.numTags { dScores = try Buffer(rows * config.numTags) }
+        if let characters, dCharacters.count < words * characters.width { dCharacters = try Buffer(words * characters.width) }
+    }
+
+    /// x_t for every position (0 at padded ones), the BiLSTM layers, the tag scores.
+    private func forward(_ batch: Batch, dropout: Bool) {
+        let (e, d) = (config.embedSize, inputWidth)
+        let emb = wordIDs.withUnsafeBufferPointer { wordEmbedding.forward($0.baseAddress!) }
+        representation.ptr.update(repeating: 0, count: steps * self.batch * d)
+        for r in wordRows { (representation.ptr + r * d).update(from: emb + r * e, count: e) }
+        if let characters, let chars = batch.chars, let wordLengths = batch.wordLengths {
+            // The character LSTM has no dropout site: "sampling" its inactive masks draws nothing
+            // and only records the shape that the MAC count reads.
+            for m in characters.lstm.directions.flatMap({ [$0.inputDropout, $0.recurrentDropout] }) {
+                m.sample(steps: characters.maxLength, batch: realWords, rng: &rng)
+            }
+            characters.forward(chars: chars, wordLengths: wordLengths, positions: wordPositions)
+            let c = characters.width
+            for (n, r) in wordRows.enumerated() {
+                (representation.ptr + r * d + e).update(from: characters.features.ptr + n * c, count: c)
+            }
+        }
+        var x = UnsafePointer(representation.ptr)
+        for layer in layers {
+            layer.forward(x, lengths: lengths, dropout: dropout)
+            x = UnsafePointer(layer.output.ptr)
+        }
+        projection.forward(x, dropout: dropout)
+    }
+
+    /// Σ over sentences of their loss (the CRF's −log P(gold), or the words' cross-entropies).
+    private func loss(_ batch: Batch) -> Double {
+        let scores = UnsafePointer(projection.scores.ptr)
+        if let crf { return crf.forward(scores, tags: batch.targets, lengths: lengths, steps: steps) }
+        var total = 0.0
+        let k = config.numTags
+        for r in 0..<wordRows.count {
+            let s = scores + wordRows[r] * k
+            var m = s[0]
+            for j in 1..<k { m = max(m, s[j]) }
+            var sum = 0.0
+            for j in 0..<k { sum += Double(expf(s[j] - m)) }
+            total += log(sum) + Double(m) - Double(s[Int(batch.targets[wordPositions[r]])])
+        }
+        return total
+    }
+
+    /// Gradients of the mean loss, from the tag scores down to both embeddings.
+    private func backward(_ batch: Batch) {
+        let k = config.numTags, scale = 1 / Double(realWords)
+        let scores = UnsafePointer(projection.scores.ptr)
+        if let crf {
+            crf.backward(scores, tags: batch.targets, lengths: lengths, steps: steps, scale: scale, dEmissions: dScores.ptr)
+        } else {
+            // ∂/∂s = (softmax(s) − onehot(y)) / N at real positions, 0 at padded ones.
+            dScores.ptr.update(repeating: 0, count: steps * self.batch * k)
+            for r in 0..<wordRows.count {
+                let s = scores + wordRows[r] * k, g = dScores.ptr + wordRows[r] * k
+                var m = s[0]
+                for j in 1..<k { m = max(m, s[j]) }
+                var sum: Float = 0
+                for j in 0..<k { g[j] = expf(s[j] - m); sum += g[j] }
+                for j in 0..<k { g[j] *= Float(scale) / sum }
+                g[Int(batch.targets[wordPositions[r]])] -= Float(scale)
+            }
+        }
+        projection.backward(dScores.ptr)
+        var dOut = UnsafePointer(projection.dInput.ptr)
+        for layer in layers.reversed() {
+            layer.backward(outputGradient: dOut, needInputGradient: true)
+            dOut = UnsafePointer(layer.dx.ptr)
+        }
+        // Split ∂x_t into the word embedding's and the character features' parts.
+        let (e, d) = (config.embedSize, inputWidth)
+        for r in 0..<(steps * self.batch) { (dEmbedding.ptr + r * e).update(from: dOut + r * d, count: e) }
+        wordIDs.withUnsafeBufferPointer { wordEmbedding.backward($0.baseAddress!, dEmbedding.ptr) }
+        if let characters {
+            let c = characters.width
+            for (n, r) in wordRows.enumerated() { (dCharacters.ptr + n * c).update(from: dOut + r * d + e, count: c) }
+            characters.backward(dCharacters.ptr)
+        }
+    }
+
+    /// Multiply-adds of this step's GEMMs that the structured masks make unnecessary, as a share of
+    /// all of them (character LSTM included; it has no dropout site).
+    private func skippedMACsFraction() -> Double {
+        var count = MACCount()
+        var lstms = layers.flatMap(\.directions).map { ($0, steps) }
+        if let characters { lstms += characters.lstm.directions.map { ($0, characters.maxLength) } }
+        for (lstm, t) in lstms {
+            count.add(lstm.inputDropout, outputs: 4 * lstm.hiddenSize, steps: t, backwardData: 0..<t)
+            count.add(lstm.recurrentDropout, outputs: 4 * lstm.hiddenSize, steps: t, backwardData: 1..<t)
+        }
+        count.add(projection.dropout, outputs: config.numTags, steps: steps, backwardData: 0..<steps)
+        return count.skippedFraction
+    }
+}

@@ -1,0 +1,1096 @@
+/*
+ * ner — trains a BiLSTM-CRF named-entity tagger with character features (Lample et al. 2016) on
+ * CoNLL-2003 with sdlstm.
+ *
+ * Reads DIR/train.txt, dev.txt and test.txt: one token per line, its tag in the last column,
+ * a blank line between sentences, `-DOCSTART-` lines skipped. Words are looked up lowercased and
+ * with digits turned into 0 (both optional); the characters keep the word as written. Training
+ * sentences are shuffled each epoch and batched with others of similar length; a training
+ * singleton becomes <unk> with probability --unk-replace, so that <unk> learns what rare words
+ * look like.
+ *
+ * After each epoch the dev set is tagged and scored with the library's conlleval-compatible span
+ * F1, and so is the test set; the test F1 reported is that of the epoch with the best dev F1, whose
+ * test predictions go to --out in conlleval's input format (token, gold tag, predicted tag).
+ * Progress goes to stderr; one JSON line with the results goes to stdout.
+ *
+ * Build: cc -std=c11 -O2 ner.c $(pkg-config --cflags --libs sdlstm) -lm -o sdlstm-ner
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <ctype.h>
+#include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sdlstm.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Arguments                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct options {
+    const char *data_dir;
+    const char *out_path;
+    int32_t hidden;
+    int32_t layers;
+    int32_t embed;
+    int32_t char_embed;
+    int32_t char_hidden;
+    int32_t crf;
+    sdlstm_tag_scheme scheme;
+    const char *scheme_name;
+    int32_t lower;
+    int32_t zeros;
+    int32_t min_count;
+    double unk_replace;
+    double word_dropout;
+    int32_t epochs;
+    int64_t max_steps;
+    int32_t batch;
+    double lr;
+    double lr_decay;
+    int32_t decay_after;
+    double clip;
+    double init;
+    sdlstm_policy policy;
+    const char *policy_name;
+    double p_nr;
+    double p_rh;
+    int32_t threads;
+    uint64_t seed;
+} options;
+
+static const struct {
+    const char *name;
+    sdlstm_policy policy;
+} policies[] = {
+    {"none", SDLSTM_POLICY_NONE},
+    {"variational", SDLSTM_POLICY_VARIATIONAL},
+    {"standard", SDLSTM_POLICY_STANDARD},
+    {"structured", SDLSTM_POLICY_STRUCTURED},
+    {"structured-fixed", SDLSTM_POLICY_STRUCTURED_FIXED},
+};
+
+static const struct {
+    const char *name;
+    sdlstm_tag_scheme scheme;
+} schemes[] = {
+    {"none", SDLSTM_TAG_SCHEME_NONE},
+    {"iob1", SDLSTM_TAG_SCHEME_IOB1},
+    {"iob2", SDLSTM_TAG_SCHEME_IOB2},
+};
+
+static void usage(FILE *out) {
+    fputs(
+        "usage: ner --data DIR [options]\n"
+        "\n"
+        "Trains a BiLSTM-CRF tagger on train.txt, picks the epoch by dev.txt, reports test.txt.\n"
+        "\n"
+        "  --data DIR        directory holding train.txt, dev.txt, test.txt (CoNLL format)\n"
+        "  --out FILE        test predictions of the best-dev epoch, conlleval input (none)\n"
+        "  --hidden N        word BiLSTM width, both directions together (200)\n"
+        "  --layers N        word BiLSTM layers (1)\n"
+        "  --embed N         word embedding width (100)\n"
+        "  --char-embed N    character embedding width (25)\n"
+        "  --char-hidden N   character BiLSTM width, both directions; 0 = no characters (50)\n"
+        "  --crf 0|1         CRF on top; 0 = a softmax per word (1)\n"
+        "  --scheme S        none|iob1|iob2: the data's tags, constrains the CRF (iob2)\n"
+        "  --lower 0|1       lowercase words (characters keep their case) (1)\n"
+        "  --zeros 0|1       digits in words become 0 (1)\n"
+        "  --min-count N     training words seen fewer times become <unk> (1)\n"
+        "  --unk-replace F   probability a training singleton is read as <unk> (0.5)\n"
+        "  --word-dropout F  probability any training word is read as <unk> (0)\n"
+        "  --epochs N        training epochs (30)\n"
+        "  --max-steps N     cap on training steps per epoch, 0 = no cap (0)\n"
+        "  --batch N         sentences per batch (10)\n"
+        "  --lr F            learning rate for the mean word loss (1)\n"
+        "  --lr-decay F      factor applied to lr each epoch after --decay-after (0.9)\n"
+        "  --decay-after N   epochs trained at the full lr (5)\n"
+        "  --clip F          global gradient-norm clip, 0 = off (5)\n"
+        "  --init F          parameters start uniform in [-F, F] (0.1)\n"
+        "  --policy P        none|variational|standard|structured|structured-fixed (structured)\n"
+        "  --p-nr F          drop probability on INPUT, BETWEEN (layers >= 2), OUTPUT (0.5)\n"
+        "  --p-rh F          drop probability on RECURRENT, 0 = off (0)\n"
+        "  --threads N       threads used by the library (1)\n"
+        "  --seed N          initialisation, dropout and shuffling seed (1)\n"
+        "  --help            this text\n",
+        out);
+}
+
+/* The message is the three parts joined, which keeps every format string a literal. */
+_Noreturn static void bad_usage(const char *a, const char *b, const char *c) {
+    fprintf(stderr, "ner: %s%s%s\n\n", a, b, c);
+    usage(stderr);
+    exit(2);
+}
+
+static int32_t parse_int(const char *flag, const char *text, long long min, long long max) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE || v < min || v > max) {
+        char range[64];
+        snprintf(range, sizeof range, "an integer in [%lld, %lld]", min, max);
+        bad_usage(flag, " needs ", range);
+    }
+    return (int32_t)v;
+}
+
+static int64_t parse_int64(const char *flag, const char *text, long long min) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE || v < min) {
+        char range[64];
+        snprintf(range, sizeof range, "an integer >= %lld", min);
+        bad_usage(flag, " needs ", range);
+    }
+    return (int64_t)v;
+}
+
+static uint64_t parse_u64(const char *flag, const char *text) {
+    char *end = NULL;
+    errno = 0;
+    /* strtoull silently negates "-1" into a huge value; refuse a sign outright. */
+    if (strchr(text, '-') != NULL) bad_usage(flag, " needs ", "a non-negative integer");
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE)
+        bad_usage(flag, " needs ", "a non-negative integer");
+    return (uint64_t)v;
+}
+
+/* Parses a finite number that must be > 0 (positive), >= 0, or a probability in [0, 1). */
+typedef enum real_range { POSITIVE, NON_NEGATIVE, PROBABILITY, UNIT } real_range;
+
+static double parse_real(const char *flag, const char *text, real_range range) {
+    static const char *const need[] = {"a number > 0", "a number >= 0", "a probability in [0, 1)",
+                                       "a probability in [0, 1]"};
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    /* The library takes floats, so anything beyond FLT_MAX would arrive as infinity. */
+    bool valid = end != text && *end == '\0' && errno != ERANGE && isfinite(v) && fabs(v) <= FLT_MAX;
+    if (valid) {
+        switch (range) {
+        case POSITIVE: valid = v > 0; break;
+        case NON_NEGATIVE: valid = v >= 0; break;
+        case PROBABILITY: valid = v >= 0 && v < 1; break;
+        case UNIT: valid = v >= 0 && v <= 1; break;
+        }
+    }
+    if (!valid) bad_usage(flag, " needs ", need[range]);
+    return v;
+}
+
+static void parse_args(int argc, char **argv, options *o) {
+    *o = (options){
+        .data_dir = NULL,
+        .out_path = NULL,
+        .hidden = 200,
+        .layers = 1,
+        .embed = 100,
+        .char_embed = 25,
+        .char_hidden = 50,
+        .crf = 1,
+        .scheme = SDLSTM_TAG_SCHEME_IOB2,
+        .scheme_name = "iob2",
+        .lower = 1,
+        .zeros = 1,
+        .min_count = 1,
+        .unk_replace = 0.5,
+        .word_dropout = 0.0,
+        .epochs = 30,
+        .max_steps = 0,
+        .batch = 10,
+        .lr = 1.0,
+        .lr_decay = 0.9,
+        .decay_after = 5,
+        .clip = 5.0,
+        .init = 0.1,
+        .policy = SDLSTM_POLICY_STRUCTURED,
+        .policy_name = "structured",
+        .p_nr = 0.5,
+        .p_rh = 0.0,
+        .threads = 1,
+        .seed = 1,
+    };
+    const long long big = INT32_MAX;
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i];
+        if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strncmp(flag, "--", 2) != 0) bad_usage("unexpected argument '", flag, "'");
+        if (i + 1 >= argc) bad_usage(flag, " needs a value", "");
+        const char *v = argv[++i];
+
+        if (strcmp(flag, "--data") == 0) o->data_dir = v;
+        else if (strcmp(flag, "--out") == 0) o->out_path = v;
+        else if (strcmp(flag, "--hidden") == 0) o->hidden = parse_int(flag, v, 2, big);
+        else if (strcmp(flag, "--layers") == 0) o->layers = parse_int(flag, v, 1, big);
+        else if (strcmp(flag, "--embed") == 0) o->embed = parse_int(flag, v, 1, big);
+        else if (strcmp(flag, "--char-embed") == 0) o->char_embed = parse_int(flag, v, 1, big);
+        else if (strcmp(flag, "--char-hidden") == 0) o->char_hidden = parse_int(flag, v, 0, big);
+        else if (strcmp(flag, "--crf") == 0) o->crf = parse_int(flag, v, 0, 1);
+        else if (strcmp(flag, "--lower") == 0) o->lower = parse_int(flag, v, 0, 1);
+        else if (strcmp(flag, "--zeros") == 0) o->zeros = parse_int(flag, v, 0, 1);
+        else if (strcmp(flag, "--min-count") == 0) o->min_count = parse_int(flag, v, 1, big);
+        else if (strcmp(flag, "--unk-replace") == 0) o->unk_replace = parse_real(flag, v, UNIT);
+        else if (strcmp(flag, "--word-dropout") == 0) o->word_dropout = parse_real(flag, v, PROBABILITY);
+        else if (strcmp(flag, "--epochs") == 0) o->epochs = parse_int(flag, v, 1, big);
+        else if (strcmp(flag, "--max-steps") == 0) o->max_steps = parse_int64(flag, v, 0);
+        else if (strcmp(flag, "--batch") == 0) o->batch = parse_int(flag, v, 1, 1 << 16);
+        else if (strcmp(flag, "--lr") == 0) o->lr = parse_real(flag, v, POSITIVE);
+        else if (strcmp(flag, "--lr-decay") == 0) o->lr_decay = parse_real(flag, v, POSITIVE);
+        else if (strcmp(flag, "--decay-after") == 0) o->decay_after = parse_int(flag, v, 0, big);
+        else if (strcmp(flag, "--clip") == 0) o->clip = parse_real(flag, v, NON_NEGATIVE);
+        else if (strcmp(flag, "--init") == 0) o->init = parse_real(flag, v, POSITIVE);
+        else if (strcmp(flag, "--p-nr") == 0) o->p_nr = parse_real(flag, v, PROBABILITY);
+        else if (strcmp(flag, "--p-rh") == 0) o->p_rh = parse_real(flag, v, PROBABILITY);
+        else if (strcmp(flag, "--threads") == 0) o->threads = parse_int(flag, v, 1, 4096);
+        else if (strcmp(flag, "--seed") == 0) o->seed = parse_u64(flag, v);
+        else if (strcmp(flag, "--policy") == 0) {
+            size_t n = sizeof policies / sizeof policies[0], k = 0;
+            while (k < n && strcmp(v, policies[k].name) != 0) k++;
+            if (k == n) bad_usage("unknown policy '", v, "'");
+            o->policy = policies[k].policy;
+            o->policy_name = policies[k].name;
+        } else if (strcmp(flag, "--scheme") == 0) {
+            size_t n = sizeof schemes / sizeof schemes[0], k = 0;
+            while (k < n && strcmp(v, schemes[k].name) != 0) k++;
+            if (k == n) bad_usage("unknown tag scheme '", v, "'");
+            o->scheme = schemes[k].scheme;
+            o->scheme_name = schemes[k].name;
+        } else {
+            bad_usage("unknown flag '", flag, "'");
+        }
+    }
+    if (o->data_dir == NULL) bad_usage("--data DIR is required", "", "");
+    if (o->hidden % 2 != 0) bad_usage("--hidden must be even (half per direction)", "", "");
+    if (o->char_hidden % 2 != 0) bad_usage("--char-hidden must be even (half per direction)", "", "");
+    /* Without a policy nothing is dropped; reporting the default p would mislabel the run. */
+    if (o->policy == SDLSTM_POLICY_NONE) o->p_nr = o->p_rh = 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Vocabulary                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Open-addressing hash from string to id; the strings are owned by the caller and must outlive it. */
+typedef struct vocab {
+    const char **words; /* id -> string */
+    int32_t size;
+    int32_t words_cap;
+    int32_t *slots; /* hash slot -> id, -1 = empty */
+    size_t slots_cap; /* a power of two, kept at least twice size so probes stay short */
+} vocab;
+
+static uint64_t hash_word(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int32_t vocab_find(const vocab *v, const char *word) {
+    size_t mask = v->slots_cap - 1;
+    for (size_t i = hash_word(word) & mask;; i = (i + 1) & mask) {
+        int32_t id = v->slots[i];
+        if (id < 0 || strcmp(v->words[id], word) == 0) return id;
+    }
+}
+
+static bool vocab_init(vocab *v) {
+    *v = (vocab){0};
+    v->slots_cap = 1u << 14;
+    v->words_cap = 1 << 12;
+    v->slots = malloc(v->slots_cap * sizeof *v->slots);
+    v->words = malloc((size_t)v->words_cap * sizeof *v->words);
+    if (!v->slots || !v->words) return false;
+    memset(v->slots, 0xff, v->slots_cap * sizeof *v->slots);
+    return true;
+}
+
+static void vocab_free(vocab *v) {
+    free(v->slots);
+    free(v->words);
+    *v = (vocab){0};
+}
+
+static bool vocab_grow_slots(vocab *v) {
+    size_t cap = v->slots_cap * 2;
+    int32_t *slots = malloc(cap * sizeof *slots);
+    if (!slots) return false;
+    memset(slots, 0xff, cap * sizeof *slots);
+    for (int32_t id = 0; id < v->size; id++) {
+        size_t i = hash_word(v->words[id]) & (cap - 1);
+        while (slots[i] >= 0) i = (i + 1) & (cap - 1);
+        slots[i] = id;
+    }
+    free(v->slots);
+    v->slots = slots;
+    v->slots_cap = cap;
+    return true;
+}
+
+/* Returns the word's id, adding it if new; -1 when out of memory. */
+static int32_t vocab_add(vocab *v, const char *word) {
+    int32_t id = vocab_find(v, word);
+    if (id >= 0) return id;
+    if ((size_t)v->size * 2 >= v->slots_cap && !vocab_grow_slots(v)) return -1;
+    if (v->size == v->words_cap) {
+        if (v->words_cap > INT32_MAX / 2) return -1;
+        const char **words = realloc(v->words, (size_t)v->words_cap * 2 * sizeof *words);
+        if (!words) return -1;
+        v->words = words;
+        v->words_cap *= 2;
+    }
+    size_t mask = v->slots_cap - 1, i = hash_word(word) & mask;
+    while (v->slots[i] >= 0) i = (i + 1) & mask;
+    v->slots[i] = v->size;
+    v->words[v->size] = word;
+    return v->size++;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* CoNLL files                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/* One split: its tokens (pointers into the file's text, cut in place) and sentences. */
+typedef struct split {
+    char *text;
+    char **words;  /* token as written */
+    char **tags;   /* the last column */
+    char **keys;   /* the word as looked up (lowercased, digits to 0); owned */
+    int64_t tokens;
+    int32_t *starts;  /* sentence s is tokens starts[s] .. starts[s] + lens[s] - 1 */
+    int32_t *lens;
+    int32_t sentences;
+    /* Ids, filled once the vocabularies exist. */
+    int32_t *word_ids;
+    int32_t *tag_ids;
+} split;
+
+static void split_free(split *s) {
+    if (s->keys)
+        for (int64_t i = 0; i < s->tokens; i++) free(s->keys[i]);
+    free(s->text);
+    free(s->words);
+    free(s->tags);
+    free(s->keys);
+    free(s->starts);
+    free(s->lens);
+    free(s->word_ids);
+    free(s->tag_ids);
+    *s = (split){0};
+}
+
+/* Reads a whole file into a NUL-terminated buffer. */
+static char *read_file(const char *dir, const char *name) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
+        fprintf(stderr, "ner: path too long: %s/%s\n", dir, name);
+        return NULL;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "ner: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        len += fread(buf + len, 1, cap - len - 1, f);
+        if (ferror(f)) {
+            fprintf(stderr, "ner: cannot read %s: %s\n", path, strerror(errno));
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        if (feof(f)) break;
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) free(buf);
+        buf = bigger;
+        cap *= 2;
+    }
+    fclose(f);
+    if (!buf) {
+        fputs("ner: out of memory reading the data\n", stderr);
+        return NULL;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* Grows an array of n_cap elements of size `size` to hold index n. */
+static bool reserve(void **array, int64_t *cap, int64_t n, size_t size) {
+    if (n < *cap) return true;
+    int64_t bigger = *cap ? *cap * 2 : 1024;
+    void *p = realloc(*array, (size_t)bigger * size);
+    if (!p) return false;
+    *array = p;
+    *cap = bigger;
+    return true;
+}
+
+/* The lookup key of a word: a copy, lowercased and with digits turned into 0 as asked. */
+static char *word_key(const char *word, const options *o) {
+    char *k = strdup(word);
+    if (!k) return NULL;
+    for (char *p = k; *p; p++) {
+        if (o->lower) *p = (char)tolower((unsigned char)*p);
+        if (o->zeros && isdigit((unsigned char)*p)) *p = '0';
+    }
+    return k;
+}
+
+/* Parses DIR/name: tokens with at least two columns, blank lines between sentences. */
+static bool load_split(const char *dir, const char *name, const options *o, split *s) {
+    *s = (split){0};
+    s->text = read_file(dir, name);
+    if (!s->text) return false;
+    int64_t tok_cap = 0, sent_cap = 0, sent_cap2 = 0, key_cap = 0, tag_cap = 0;
+    int32_t current = 0; /* tokens in the sentence being read */
+    int64_t line_no = 0;
+    char *p = s->text;
+    bool more = *p != '\0';
+    while (more) {
+        char *end = strchr(p, '\n');
+        more = end != NULL && end[1] != '\0';
+        if (end) *end = '\0';
+        line_no++;
+        size_t n = strlen(p);
+        if (n > 0 && p[n - 1] == '\r') p[--n] = '\0';
+        /* Split the line into columns in place. */
+        char *first = NULL, *last = NULL, *save = NULL;
+        int columns = 0;
+        for (char *c = strtok_r(p, " \t", &save); c; c = strtok_r(NULL, " \t", &save)) {
+            if (!first) first = c;
+            last = c;
+            columns++;
+        }
+        bool docstart = first && strcmp(first, "-DOCSTART-") == 0;
+        if (columns == 0 || docstart) {
+            if (current > 0) {
+                if (!reserve((void **)&s->starts, &sent_cap, s->sentences, sizeof *s->starts) ||
+                    !reserve((void **)&s->lens, &sent_cap2, s->sentences, sizeof *s->lens))
+                    goto oom;
+                s->starts[s->sentences] = (int32_t)(s->tokens - current);
+                s->lens[s->sentences] = current;
+                s->sentences++;
+                current = 0;
+            }
+        } else {
+            if (columns < 2) {
+                fprintf(stderr, "ner: %s/%s:%" PRId64 ": expected a token and a tag\n", dir, name, line_no);
+                return false;
+            }
+            if (s->tokens >= INT32_MAX) {
+                fprintf(stderr, "ner: %s/%s: too many tokens\n", dir, name);
+                return false;
+            }
+            if (!reserve((void **)&s->words, &tok_cap, s->tokens, sizeof *s->words) ||
+                !reserve((void **)&s->tags, &tag_cap, s->tokens, sizeof *s->tags) ||
+                !reserve((void **)&s->keys, &key_cap, s->tokens, sizeof *s->keys))
+                goto oom;
+            s->words[s->tokens] = first;
+            s->tags[s->tokens] = last;
+            s->keys[s->tokens] = word_key(first, o);
+            if (!s->keys[s->tokens]) goto oom;
+            s->tokens++;
+            current++;
+        }
+        if (end) p = end + 1;
+    }
+    if (current > 0) {
+        if (!reserve((void **)&s->starts, &sent_cap, s->sentences, sizeof *s->starts) ||
+            !reserve((void **)&s->lens, &sent_cap2, s->sentences, sizeof *s->lens))
+            goto oom;
+        s->starts[s->sentences] = (int32_t)(s->tokens - current);
+        s->lens[s->sentences] = current;
+        s->sentences++;
+    }
+    if (s->sentences == 0) {
+        fprintf(stderr, "ner: %s/%s has no sentences\n", dir, name);
+        return false;
+    }
+    s->word_ids = malloc((size_t)s->tokens * sizeof *s->word_ids);
+    s->tag_ids = malloc((size_t)s->tokens * sizeof *s->tag_ids);
+    if (!s->word_ids || !s->tag_ids) goto oom;
+    return true;
+oom:
+    fputs("ner: out of memory reading the data\n", stderr);
+    return false;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Dataset: three splits and the vocabularies built from the training split                    */
+/* ------------------------------------------------------------------------------------------ */
+
+#define UNK 0 /* word id and character id of everything unseen in training */
+
+typedef struct dataset {
+    split train, dev, test;
+    vocab words;        /* keys of training words with count >= min_count; id 0 is <unk> */
+    uint8_t *singleton; /* per word id: seen exactly once in training */
+    int32_t char_ids[256];  /* byte -> character id; bytes unseen in training map to UNK */
+    int32_t char_vocab;
+    vocab tags;         /* tag names (point into train's text) */
+    const char **tag_names;
+} dataset;
+
+static void dataset_free(dataset *d) {
+    vocab_free(&d->words);
+    vocab_free(&d->tags);
+    free(d->singleton);
+    split_free(&d->train);
+    split_free(&d->dev);
+    split_free(&d->test);
+    *d = (dataset){0};
+}
+
+/* Word and tag ids of a split; a tag never seen in training is an error. */
+static bool assign_ids(dataset *d, split *s, const char *name) {
+    for (int64_t i = 0; i < s->tokens; i++) {
+        int32_t w = vocab_find(&d->words, s->keys[i]);
+        s->word_ids[i] = w < 0 ? UNK : w;
+        int32_t t = vocab_find(&d->tags, s->tags[i]);
+        if (t < 0) {
+            fprintf(stderr, "ner: %s: tag '%s' does not occur in train.txt\n", name, s->tags[i]);
+            return false;
+        }
+        s->tag_ids[i] = t;
+    }
+    return true;
+}
+
+static bool dataset_load(const options *o, dataset *d) {
+    *d = (dataset){0};
+    if (!load_split(o->data_dir, "train.txt", o, &d->train) || !load_split(o->data_dir, "dev.txt", o, &d->dev) ||
+        !load_split(o->data_dir, "test.txt", o, &d->test))
+        return false;
+    vocab counts;
+    if (!vocab_init(&counts) || !vocab_init(&d->words) || !vocab_init(&d->tags)) goto oom;
+
+    /* Word counts over the training keys, then the vocabulary of those frequent enough. */
+    int64_t *count = calloc((size_t)d->train.tokens + 1, sizeof *count);
+    if (!count) goto oom;
+    for (int64_t i = 0; i < d->train.tokens; i++) {
+        int32_t id = vocab_add(&counts, d->train.keys[i]);
+        if (id < 0) { free(count); goto oom; }
+        count[id]++;
+    }
+    if (vocab_add(&d->words, "<unk>") != UNK) { free(count); goto oom; }
+    for (int32_t id = 0; id < counts.size; id++)
+        if (count[id] >= o->min_count && vocab_add(&d->words, counts.words[id]) < 0) { free(count); goto oom; }
+    d->singleton = calloc((size_t)d->words.size, 1);
+    if (!d->singleton) { free(count); goto oom; }
+    for (int32_t id = 0; id < counts.size; id++) {
+        int32_t w = vocab_find(&d->words, counts.words[id]);
+        if (w > 0 && count[id] == 1) d->singleton[w] = 1;
+    }
+    free(count);
+    vocab_free(&counts);
+
+    /* Characters: every byte of a training word gets an id; 0 is <unk>. */
+    d->char_vocab = 1;
+    for (int64_t i = 0; i < d->train.tokens; i++)
+        for (const unsigned char *c = (const unsigned char *)d->train.words[i]; *c; c++)
+            if (d->char_ids[*c] == 0) d->char_ids[*c] = d->char_vocab++;
+
+    /* Tags: "O" first if there is one, then the others in order of appearance. */
+    for (int64_t i = 0; i < d->train.tokens; i++)
+        if (strcmp(d->train.tags[i], "O") == 0 && vocab_add(&d->tags, d->train.tags[i]) < 0) goto oom;
+    for (int64_t i = 0; i < d->train.tokens; i++)
+        if (vocab_add(&d->tags, d->train.tags[i]) < 0) goto oom;
+    d->tag_names = d->tags.words;
+
+    return assign_ids(d, &d->train, "train.txt") && assign_ids(d, &d->dev, "dev.txt") &&
+           assign_ids(d, &d->test, "test.txt");
+oom:
+    fputs("ner: out of memory building the vocabularies\n", stderr);
+    return false;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Batching                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* xorshift64*: shuffling and <unk> replacement, independent of the library's own stream. */
+static uint64_t rng_next(uint64_t *s) {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ull;
+}
+
+static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+
+/* The arrays of one sdlstm_batch, sized for the largest batch a split can produce. */
+typedef struct batch_buffers {
+    int32_t *inputs, *targets, *lengths, *chars, *word_lengths;
+    size_t words_cap, chars_cap;
+} batch_buffers;
+
+static void buffers_free(batch_buffers *b) {
+    free(b->inputs);
+    free(b->targets);
+    free(b->lengths);
+    free(b->chars);
+    free(b->word_lengths);
+    *b = (batch_buffers){0};
+}
+
+/* Fills a batch with sentences order[0 .. n-1] of split s. In training, a singleton becomes <unk>
+ * with probability replace and any word with probability word_dropout (the characters stay).
+ * Returns false when out of memory. */
+static bool fill_batch(const dataset *d, const split *s, const int32_t *order, int32_t n, bool chars,
+                       double replace, double word_dropout, uint64_t *rng, batch_buffers *buf,
+                       sdlstm_batch *out) {
+    int32_t T = 1, W = 1;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t sent = order[i];
+        if (s->lens[sent] > T) T = s->lens[sent];
+        for (int32_t t = 0; t < s->lens[sent]; t++) {
+            size_t len = strlen(s->words[s->starts[sent] + t]);
+            if (len > (size_t)W) W = len > INT32_MAX ? INT32_MAX : (int32_t)len;
+        }
+    }
+    size_t words = (size_t)n * (size_t)T, nchars = chars ? words * (size_t)W : 0;
+    if (words > buf->words_cap) {
+        free(buf->inputs);
+        free(buf->targets);
+        free(buf->lengths);
+        free(buf->word_lengths);
+        buf->inputs = malloc(words * sizeof(int32_t));
+        buf->targets = malloc(words * sizeof(int32_t));
+        buf->lengths = malloc(words * sizeof(int32_t)); /* n <= words */
+        buf->word_lengths = malloc(words * sizeof(int32_t));
+        buf->words_cap = words;
+        if (!buf->inputs || !buf->targets || !buf->lengths || !buf->word_lengths) return false;
+    }
+    if (nchars > buf->chars_cap) {
+        free(buf->chars);
+        buf->chars = malloc(nchars * sizeof(int32_t));
+        buf->chars_cap = nchars;
+        if (!buf->chars) return false;
+    }
+    memset(buf->inputs, 0, words * sizeof(int32_t));
+    memset(buf->targets, 0, words * sizeof(int32_t));
+    memset(buf->word_lengths, 0, words * sizeof(int32_t));
+    if (chars) memset(buf->chars, 0, nchars * sizeof(int32_t));
+    for (int32_t b = 0; b < n; b++) {
+        int32_t sent = order[b], start = s->starts[sent];
+        buf->lengths[b] = s->lens[sent];
+        for (int32_t t = 0; t < s->lens[sent]; t++) {
+            size_t at = (size_t)b * T + t;
+            int32_t w = s->word_ids[start + t];
+            if (replace > 0 && d->singleton[w] && rng_uniform(rng) < replace) w = UNK;
+            if (word_dropout > 0 && rng_uniform(rng) < word_dropout) w = UNK;
+            buf->inputs[at] = w;
+            buf->targets[at] = s->tag_ids[start + t];
+            if (!chars) continue;
+            const unsigned char *c = (const unsigned char *)s->words[start + t];
+            int32_t len = 0;
+            for (; c[len] && len < W; len++) buf->chars[at * W + len] = d->char_ids[c[len]];
+            buf->word_lengths[at] = len;
+        }
+    }
+    *out = (sdlstm_batch){
+        .struct_size = sizeof(sdlstm_batch),
+        .batch_size = n,
+        .seq_len = T,
+        .inputs = buf->inputs,
+        .targets = buf->targets,
+        .lengths = buf->lengths,
+        .max_word_len = chars ? W : 0,
+        .chars = chars ? buf->chars : NULL,
+        .word_lengths = chars ? buf->word_lengths : NULL,
+    };
+    return true;
+}
+
+static int32_t *length_key; /* qsort has no context argument */
+
+static int by_length(const void *a, const void *b) {
+    int32_t la = length_key[*(const int32_t *)a], lb = length_key[*(const int32_t *)b];
+    if (la != lb) return la < lb ? -1 : 1;
+    return *(const int32_t *)a < *(const int32_t *)b ? -1 : 1;
+}
+
+static void shuffle(int32_t *a, int32_t n, uint64_t *rng) {
+    for (int32_t i = n - 1; i > 0; i--) {
+        int32_t j = (int32_t)(rng_next(rng) % (uint64_t)(i + 1));
+        int32_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Model set-up                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Reports a failed library call; returns whether the call succeeded. */
+static bool ok(sdlstm_status s, const char *what) {
+    if (s == SDLSTM_OK) return true;
+    fprintf(stderr, "ner: %s failed: %s: %s\n", what, sdlstm_status_name(s), sdlstm_last_error());
+    return false;
+}
+
+static sdlstm_model *make_model(const options *o, const dataset *d) {
+    sdlstm_config cfg = {.struct_size = sizeof cfg};
+    if (!ok(sdlstm_config_init(&cfg, SDLSTM_TASK_TAGGER), "sdlstm_config_init")) return NULL;
+    cfg.vocab_size = d->words.size;
+    cfg.embed_size = o->embed;
+    cfg.hidden_size = o->hidden;
+    cfg.num_layers = o->layers;
+    cfg.num_tags = d->tags.size;
+    cfg.char_vocab_size = o->char_hidden > 0 ? d->char_vocab : 0;
+    cfg.char_embed_size = o->char_embed;
+    cfg.char_hidden_size = o->char_hidden;
+    cfg.use_crf = o->crf;
+    cfg.init_scale = (float)o->init;
+    cfg.seed = o->seed;
+
+    sdlstm_model *m = NULL;
+    if (!ok(sdlstm_model_create(&cfg, &m), "sdlstm_model_create")) return NULL;
+
+    bool good = ok(sdlstm_set_tag_names(m, d->tag_names, d->tags.size, o->scheme), "sdlstm_set_tag_names") &&
+                ok(sdlstm_set_optimizer(m, SDLSTM_OPTIMIZER_SGD), "sdlstm_set_optimizer") &&
+                ok(sdlstm_set_learning_rate(m, (float)o->lr), "sdlstm_set_learning_rate") &&
+                ok(sdlstm_set_clip_norm(m, (float)o->clip), "sdlstm_set_clip_norm") &&
+                ok(sdlstm_set_num_threads(m, o->threads), "sdlstm_set_num_threads");
+    /* Non-recurrent dropout: the word representation entering the BiLSTM, between layers, and the
+     * BiLSTM output entering the tag projection. The recurrent site is a separate knob. */
+    if (good && o->policy != SDLSTM_POLICY_NONE && o->p_nr > 0) {
+        float p = (float)o->p_nr;
+        good = ok(sdlstm_set_dropout(m, SDLSTM_SITE_INPUT, o->policy, p), "sdlstm_set_dropout(INPUT)") &&
+               (o->layers < 2 ||
+                ok(sdlstm_set_dropout(m, SDLSTM_SITE_BETWEEN, o->policy, p), "sdlstm_set_dropout(BETWEEN)")) &&
+               ok(sdlstm_set_dropout(m, SDLSTM_SITE_OUTPUT, o->policy, p), "sdlstm_set_dropout(OUTPUT)");
+    }
+    if (good && o->policy != SDLSTM_POLICY_NONE && o->p_rh > 0)
+        good = ok(sdlstm_set_dropout(m, SDLSTM_SITE_RECURRENT, o->policy, (float)o->p_rh),
+                  "sdlstm_set_dropout(RECURRENT)");
+    if (!good) {
+        sdlstm_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Evaluation                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+#define EVAL_BATCH 64
+
+/* Tags a whole split (sentences batched by length), scores it with the library's span F1 and keeps
+ * the predicted tag ids per token in pred (s->tokens entries). */
+static bool evaluate(sdlstm_model *m, const dataset *d, const split *s, bool chars, int32_t *pred,
+                     double *f1) {
+    bool good = false;
+    sdlstm_span_f1 *counter = NULL;
+    batch_buffers buf = {0};
+    int32_t *order = malloc((size_t)s->sentences * sizeof *order);
+    int32_t *tags = NULL;
+    size_t tags_cap = 0;
+    if (!order) goto oom;
+    for (int32_t i = 0; i < s->sentences; i++) order[i] = i;
+    length_key = s->lens;
+    qsort(order, (size_t)s->sentences, sizeof *order, by_length);
+    if (!ok(sdlstm_span_f1_create(d->tag_names, d->tags.size, &counter), "sdlstm_span_f1_create")) goto done;
+
+    for (int32_t first = 0; first < s->sentences; first += EVAL_BATCH) {
+        int32_t n = s->sentences - first < EVAL_BATCH ? s->sentences - first : EVAL_BATCH;
+        sdlstm_batch batch;
+        if (!fill_batch(d, s, order + first, n, chars, 0, 0, NULL, &buf, &batch)) goto oom;
+        size_t cells = (size_t)n * (size_t)batch.seq_len;
+        if (cells > tags_cap) {
+            free(tags);
+            tags = malloc(cells * sizeof *tags);
+            tags_cap = cells;
+            if (!tags) goto oom;
+        }
+        if (!ok(sdlstm_tag(m, &batch, tags), "sdlstm_tag")) goto done;
+        if (!ok(sdlstm_span_f1_add(counter, batch.targets, tags, n, batch.seq_len, batch.lengths),
+                "sdlstm_span_f1_add"))
+            goto done;
+        for (int32_t b = 0; b < n; b++) {
+            int32_t sent = order[first + b];
+            memcpy(pred + s->starts[sent], tags + (size_t)b * batch.seq_len, (size_t)s->lens[sent] * sizeof *pred);
+        }
+    }
+    sdlstm_span_scores scores = {.struct_size = sizeof scores};
+    if (!ok(sdlstm_span_f1_scores(counter, -1, &scores), "sdlstm_span_f1_scores")) goto done;
+    *f1 = 100 * scores.f1;
+    good = true;
+    goto done;
+oom:
+    fputs("ner: out of memory evaluating\n", stderr);
+done:
+    sdlstm_span_f1_free(counter);
+    buffers_free(&buf);
+    free(order);
+    free(tags);
+    return good;
+}
+
+/* Writes a split's predictions in conlleval's input: token, gold tag, predicted tag. */
+static bool write_predictions(const char *path, const dataset *d, const split *s, const int32_t *pred) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "ner: cannot write %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    for (int32_t sent = 0; sent < s->sentences; sent++) {
+        for (int32_t t = 0; t < s->lens[sent]; t++) {
+            int32_t i = s->starts[sent] + t;
+            fprintf(f, "%s %s %s\n", s->words[i], s->tags[i], d->tag_names[pred[i]]);
+        }
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0) {
+        fprintf(stderr, "ner: cannot write %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Training                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct train_totals {
+    int64_t steps;          /* successful steps, all epochs */
+    int64_t numeric_skips;  /* steps the library refused with SDLSTM_E_NUMERIC */
+    int64_t tokens;         /* training words of successful steps */
+    double seconds;         /* time spent in training steps, evaluation excluded */
+    double skipped_sum;     /* sum over steps of skipped_macs_fraction */
+    double last_epoch_loss; /* word-weighted loss sum of the last epoch */
+    int64_t last_epoch_tokens;
+} train_totals;
+
+static void format_duration(char *out, size_t n, double s) {
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(out, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else if (t >= 60) snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(out, n, "%lds", t);
+}
+
+/* Batches of one epoch: shuffle, sort pools of 50 batches by length (little padding), cut them into
+ * batches, shuffle the batches. batch_start[k] indexes order. */
+static int32_t plan_epoch(const split *s, int32_t batch, uint64_t *rng, int32_t *order, int32_t *batch_start) {
+    for (int32_t i = 0; i < s->sentences; i++) order[i] = i;
+    shuffle(order, s->sentences, rng);
+    int32_t pool = batch * 50 < s->sentences ? batch * 50 : s->sentences;
+    length_key = s->lens;
+    for (int32_t first = 0; first < s->sentences; first += pool) {
+        int32_t n = s->sentences - first < pool ? s->sentences - first : pool;
+        qsort(order + first, (size_t)n, sizeof *order, by_length);
+    }
+    int32_t batches = 0;
+    for (int32_t first = 0; first < s->sentences; first += batch) batch_start[batches++] = first;
+    shuffle(batch_start, batches, rng);
+    return batches;
+}
+
+static bool train_epoch(sdlstm_model *m, const dataset *d, const options *o, int32_t epoch, double lr,
+                        uint64_t *rng, int32_t *order, int32_t *batch_start, batch_buffers *buf,
+                        train_totals *tot) {
+    if (!ok(sdlstm_set_learning_rate(m, (float)lr), "sdlstm_set_learning_rate")) return false;
+    const split *s = &d->train;
+    int32_t batches = plan_epoch(s, o->batch, rng, order, batch_start);
+    int64_t steps = batches;
+    if (o->max_steps > 0 && o->max_steps < steps) steps = o->max_steps;
+    int64_t report_every = steps >= 10 ? steps / 10 : 1;
+    bool chars = o->char_hidden > 0;
+
+    double epoch_loss = 0, window_loss = 0, window_norm = 0;
+    int64_t epoch_tokens = 0, window_tokens = 0, window_steps = 0;
+    double t_start = now_s();
+    for (int64_t k = 0; k < steps; k++) {
+        int32_t first = batch_start[k];
+        int32_t n = s->sentences - first < o->batch ? s->sentences - first : o->batch;
+        sdlstm_batch batch;
+        if (!fill_batch(d, s, order + first, n, chars, o->unk_replace, o->word_dropout, rng, buf, &batch)) {
+            fputs("ner: out of memory\n", stderr);
+            return false;
+        }
+        sdlstm_stats st = {.struct_size = sizeof st};
+        sdlstm_status rc = sdlstm_step(m, &batch, &st);
+        if (rc == SDLSTM_E_NUMERIC) {
+            /* The library skipped the update and changed nothing; note it and go on. */
+            tot->numeric_skips++;
+            fprintf(stderr, "ner: warning: epoch %d step %" PRId64 ": %s: %s (update skipped)\n", epoch, k + 1,
+                    sdlstm_status_name(rc), sdlstm_last_error());
+        } else if (!ok(rc, "sdlstm_step")) {
+            return false;
+        } else {
+            epoch_loss += st.loss * (double)st.tokens;
+            epoch_tokens += st.tokens;
+            window_loss += st.loss * (double)st.tokens;
+            window_tokens += st.tokens;
+            window_norm += st.grad_norm;
+            window_steps++;
+            tot->skipped_sum += st.skipped_macs_fraction;
+            tot->steps++;
+        }
+        if ((k + 1) % report_every == 0 || k + 1 == steps) {
+            double elapsed = now_s() - t_start;
+            double wps = elapsed > 0 ? (double)epoch_tokens / elapsed : 0;
+            char eta[32];
+            format_duration(eta, sizeof eta, elapsed / (double)(k + 1) * (double)(steps - k - 1));
+            fprintf(stderr,
+                    "epoch %d  step %" PRId64 "/%" PRId64 "  lr %.4g  loss %.4f  grad norm %.3f  %.0f words/s  ETA %s\n",
+                    epoch, k + 1, steps, lr, window_tokens > 0 ? window_loss / (double)window_tokens : NAN,
+                    window_steps > 0 ? window_norm / (double)window_steps : NAN, wps, eta);
+            window_loss = window_norm = 0;
+            window_tokens = window_steps = 0;
+        }
+    }
+    tot->seconds += now_s() - t_start;
+    tot->tokens += epoch_tokens;
+    tot->last_epoch_loss = epoch_loss;
+    tot->last_epoch_tokens = epoch_tokens;
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* JSON has no NaN or infinity; a diverged run reports null instead of invalid JSON. */
+static void json_number(const char *key, double v) {
+    if (isfinite(v)) printf(",\"%s\":%.6g", key, v);
+    else printf(",\"%s\":null", key);
+}
+
+static void print_result(const options *o, const dataset *d, const train_totals *tot, int32_t best_epoch,
+                         double dev_f1, double test_f1, double seconds) {
+    printf("{\"task\":\"ner\",\"policy\":\"%s\"", o->policy_name);
+    json_number("p_nr", o->p_nr);
+    json_number("p_rh", o->p_rh);
+    printf(",\"epochs\":%d", o->epochs);
+    json_number("dev_f1", dev_f1);
+    json_number("test_f1", test_f1);
+    json_number("words_per_s", tot->seconds > 0 ? (double)tot->tokens / tot->seconds : NAN);
+    json_number("seconds", seconds);
+    printf(",\"best_epoch\":%d,\"hidden\":%d,\"layers\":%d,\"embed\":%d,\"char_embed\":%d,\"char_hidden\":%d",
+           best_epoch, o->hidden, o->layers, o->embed, o->char_embed, o->char_hidden);
+    printf(",\"crf\":%d,\"scheme\":\"%s\",\"lower\":%d,\"zeros\":%d,\"min_count\":%d", o->crf, o->scheme_name,
+           o->lower, o->zeros, o->min_count);
+    json_number("unk_replace", o->unk_replace);
+    json_number("word_dropout", o->word_dropout);
+    printf(",\"vocab\":%d,\"char_vocab\":%d,\"tags\":%d", d->words.size, d->char_vocab, d->tags.size);
+    printf(",\"batch\":%d,\"max_steps\":%" PRId64, o->batch, o->max_steps);
+    json_number("lr", o->lr);
+    json_number("lr_decay", o->lr_decay);
+    printf(",\"decay_after\":%d", o->decay_after);
+    json_number("clip", o->clip);
+    json_number("init", o->init);
+    printf(",\"threads\":%d,\"seed\":%" PRIu64, o->threads, o->seed);
+    printf(",\"steps\":%" PRId64 ",\"numeric_skips\":%" PRId64, tot->steps, tot->numeric_skips);
+    json_number("train_loss",
+                tot->last_epoch_tokens > 0 ? tot->last_epoch_loss / (double)tot->last_epoch_tokens : NAN);
+    json_number("skipped_macs_fraction", tot->steps > 0 ? tot->skipped_sum / (double)tot->steps : 0);
+    json_number("train_seconds", tot->seconds);
+    printf(",\"version\":\"%s\"}\n", sdlstm_version());
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+int main(int argc, char **argv) {
+    double t0 = now_s();
+    options o;
+    parse_args(argc, argv, &o);
+
+    int status = 1;
+    dataset d = {0};
+    sdlstm_model *m = NULL;
+    int32_t *order = NULL, *batch_start = NULL, *dev_pred = NULL, *test_pred = NULL;
+    batch_buffers buf = {0};
+
+    if (!dataset_load(&o, &d)) goto done;
+    fprintf(stderr,
+            "ner: sdlstm %s; words %d, characters %d, tags %d; sentences train %d dev %d test %d; "
+            "tokens train %" PRId64 " dev %" PRId64 " test %" PRId64 "\n",
+            sdlstm_version(), d.words.size, d.char_vocab, d.tags.size, d.train.sentences, d.dev.sentences,
+            d.test.sentences, d.train.tokens, d.dev.tokens, d.test.tokens);
+
+    order = malloc((size_t)d.train.sentences * sizeof *order);
+    batch_start = malloc((size_t)d.train.sentences * sizeof *batch_start);
+    dev_pred = malloc((size_t)d.dev.tokens * sizeof *dev_pred);
+    test_pred = malloc((size_t)d.test.tokens * sizeof *test_pred);
+    if (!order || !batch_start || !dev_pred || !test_pred) {
+        fputs("ner: out of memory\n", stderr);
+        goto done;
+    }
+
+    m = make_model(&o, &d);
+    if (!m) goto done;
+    int64_t params = 0;
+    if (!ok(sdlstm_parameter_count(m, &params), "sdlstm_parameter_count")) goto done;
+    fprintf(stderr,
+            "ner: BiLSTM %d x %d, embed %d, characters %d -> %d, %s, %" PRId64 " parameters; "
+            "policy %s p_nr %g p_rh %g\n",
+            o.layers, o.hidden, o.embed, o.char_embed, o.char_hidden, o.crf ? "CRF" : "softmax", params,
+            o.policy_name, o.p_nr, o.p_rh);
+
+    uint64_t rng = o.seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+    if (rng == 0) rng = 1;
+    train_totals tot = {0};
+    double best_dev = -1, best_test = NAN;
+    int32_t best_epoch = 0;
+    bool chars = o.char_hidden > 0;
+    for (int32_t e = 1; e <= o.epochs; e++) {
+        int32_t decays = e > o.decay_after ? e - o.decay_after : 0;
+        double lr = o.lr * pow(o.lr_decay, decays);
+        if (!train_epoch(m, &d, &o, e, lr, &rng, order, batch_start, &buf, &tot)) goto done;
+        double dev_f1 = NAN, test_f1 = NAN;
+        if (!evaluate(m, &d, &d.dev, chars, dev_pred, &dev_f1)) goto done;
+        bool best = dev_f1 > best_dev;
+        /* The test set is tagged only for a new best dev F1: its score is reported, never used. */
+        if (best) {
+            if (!evaluate(m, &d, &d.test, chars, test_pred, &test_f1)) goto done;
+            best_dev = dev_f1;
+            best_test = test_f1;
+            best_epoch = e;
+            if (o.out_path && !write_predictions(o.out_path, &d, &d.test, test_pred)) goto done;
+        }
+        fprintf(stderr, "epoch %d  train loss %.4f  dev F1 %.2f%s\n", e,
+                tot.last_epoch_tokens > 0 ? tot.last_epoch_loss / (double)tot.last_epoch_tokens : NAN, dev_f1,
+                best ? "  (best so far)" : "");
+    }
+    fprintf(stderr, "best dev F1 %.2f at epoch %d; its test F1 %.2f\n", best_dev, best_epoch, best_test);
+
+    print_result(&o, &d, &tot, best_epoch, best_dev, best_test, now_s() - t0);
+    status = 0;
+
+done:
+    sdlstm_model_free(m);
+    buffers_free(&buf);
+    free(order);
+    free(batch_start);
+    free(dev_pred);
+    free(test_pred);
+    dataset_free(&d);
+    return status;
+}
