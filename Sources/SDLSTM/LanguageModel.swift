@@ -3,8 +3,8 @@ import CSDLSTM
 /// An LSTM language model (embedding -> stacked LSTM -> linear -> softmax) trained with SGD.
 ///
 /// Owns one `sdlstm_model` handle, freed on deinit. Use a model from one thread at a time.
-public final class LanguageModel {
-    let handle: OpaquePointer
+public final class LanguageModel: TrainableModel {
+    public let handle: OpaquePointer
 
     /// Creates a model with freshly initialised parameters, no dropout, SGD with learning rate 1.
     public init(_ config: LanguageModelConfig) throws(SDLSTMError) {
@@ -27,44 +27,6 @@ public final class LanguageModel {
         let status = sdlstm_model_get_config(handle, &c)
         precondition(status == SDLSTM_OK, "sdlstm_model_get_config failed: \(String(cString: sdlstm_last_error()))")
         return LanguageModelConfig(c)
-    }
-
-    /// The number of trainable scalars.
-    public var parameterCount: Int {
-        var count: Int64 = 0
-        let status = sdlstm_parameter_count(handle, &count)
-        precondition(status == SDLSTM_OK, "sdlstm_parameter_count failed: \(String(cString: sdlstm_last_error()))")
-        return Int(count)
-    }
-
-    /// Sets the dropout policy and drop probability `p` in [0, 1) of one site; p = 0 or `.none` turns it off.
-    public func setDropout(_ policy: DropoutPolicy, p: Float, at site: DropoutSite) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_set_dropout(handle, site.cValue, policy.cValue, p))
-    }
-
-    /// Chooses the update rule.
-    public func setOptimizer(_ optimizer: Optimizer) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_set_optimizer(handle, optimizer.cValue))
-    }
-
-    /// Sets the learning rate (> 0) of the next steps; the gradient is that of the mean token loss.
-    public func setLearningRate(_ learningRate: Float) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_set_learning_rate(handle, learningRate))
-    }
-
-    /// Clips the gradient to a global L2 norm of at most `maxNorm`; 0 turns clipping off.
-    public func setClipNorm(_ maxNorm: Float) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_set_clip_norm(handle, maxNorm))
-    }
-
-    /// Threads used by this model's calls (>= 1).
-    public func setNumThreads(_ threads: Int) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_set_num_threads(handle, try SDLSTMError.int32(threads, "threads")))
-    }
-
-    /// Restarts the dropout random stream from `seed`.
-    public func seed(_ seed: UInt64) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_seed(handle, seed))
     }
 
     /// One training step (forward, backward, clip, update) on a batch-major batch:

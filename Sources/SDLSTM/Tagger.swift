@@ -4,8 +4,8 @@ import CSDLSTM
 ///
 /// Takes sentences of different lengths and pads them itself. Owns one `sdlstm_model` handle, freed
 /// on deinit. Use a tagger from one thread at a time.
-public final class Tagger {
-    private let handle: OpaquePointer
+public final class Tagger: TrainableModel {
+    public let handle: OpaquePointer
 
     /// Creates a tagger with freshly initialised parameters, no dropout, SGD with learning rate 1.
     public init(_ config: TaggerConfig) throws(SDLSTMError) {
@@ -27,52 +27,12 @@ public final class Tagger {
         return TaggerConfig(c)
     }
 
-    /// The number of trainable scalars.
-    public var parameterCount: Int {
-        var count: Int64 = 0
-        let status = sdlstm_parameter_count(handle, &count)
-        precondition(status == SDLSTM_OK, "sdlstm_parameter_count failed: \(String(cString: sdlstm_last_error()))")
-        return Int(count)
-    }
-
     /// Names the tags (`names[i]` is tag id i, e.g. "O", "B-PER", "I-PER") and makes the CRF forbid
     /// what `scheme` rules out, in the loss and in decoding.
     public func setTagNames(_ names: [String], scheme: TagScheme) throws(SDLSTMError) {
         let count = try SDLSTMError.int32(names.count, "names.count")
         let status = withCStrings(names) { sdlstm_set_tag_names(handle, $0, count, scheme.cValue) }
         try SDLSTMError.check(status)
-    }
-
-    /// Sets the dropout policy and drop probability `p` in [0, 1) of one site. Input: the word
-    /// representation entering the BiLSTM; between: between BiLSTM layers; output: the BiLSTM output
-    /// entering the tag projection; recurrent: H(t-1) of the word LSTMs.
-    public func setDropout(_ policy: DropoutPolicy, p: Float, at site: DropoutSite) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_set_dropout(handle, site.cValue, policy.cValue, p))
-    }
-
-    /// Chooses the update rule.
-    public func setOptimizer(_ optimizer: Optimizer) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_set_optimizer(handle, optimizer.cValue))
-    }
-
-    /// Sets the learning rate (> 0) of the next steps; the gradient is that of the mean word loss.
-    public func setLearningRate(_ learningRate: Float) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_set_learning_rate(handle, learningRate))
-    }
-
-    /// Clips the gradient to a global L2 norm of at most `maxNorm`; 0 turns clipping off.
-    public func setClipNorm(_ maxNorm: Float) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_set_clip_norm(handle, maxNorm))
-    }
-
-    /// Threads used by this tagger's calls (>= 1).
-    public func setNumThreads(_ threads: Int) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_set_num_threads(handle, try SDLSTMError.int32(threads, "threads")))
-    }
-
-    /// Restarts the dropout random stream from `seed`.
-    public func seed(_ seed: UInt64) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_seed(handle, seed))
     }
 
     /// One training step (forward, backward, clip, update) on a batch of tagged sentences.
