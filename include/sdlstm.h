@@ -250,6 +250,69 @@ sdlstm_status sdlstm_span_f1_type_name(const sdlstm_span_f1 *f1, int32_t type, c
  * out->struct_size bytes). */
 sdlstm_status sdlstm_span_f1_scores(const sdlstm_span_f1 *f1, int32_t type, sdlstm_span_scores *out);
 
+/* ---- Translation ---- */
+
+/* SDLSTM_TASK_SEQ2SEQ reads a batch as B sentence pairs, each side right-padded:
+ * - inputs: B * seq_len source ids in [0, vocab_size), lengths: B source lengths in [1, seq_len].
+ * - targets: B * target_len target ids in [0, target_vocab_size), target_lengths: B lengths in
+ *   [2, target_len]. A target row holds the whole sentence with its markers, <bos> y_1 … y_n <eos>
+ *   (n + 2 ids): the decoder reads ids 0 … n and learns to predict ids 1 … n + 1 (teacher forcing).
+ * Padded positions may hold anything and take no part in the loss, the attention, the encoder's
+ * final states or the gradients. stats.loss is the mean over the predicted target tokens (n + 1 per
+ * sentence), stats.tokens their number.
+ * The model (OpenNMT-py's RNN defaults): source embedding -> num_layers LSTM layers (bidirectional:
+ * hidden_size / 2 per direction); the decoder starts from the encoder's final states, reads the
+ * target embedding (joined by the previous attentional vector with input_feeding) through
+ * num_layers LSTM layers, attends to the encoder's top outputs with Luong's "general" score and
+ * emits h~ = tanh(W_c [context; h]) to the generator (linear + softmax over the target vocabulary).
+ * Dropout sites: INPUT = both embeddings (the decoder's whole first-layer input with input
+ * feeding), BETWEEN = between stacked layers of both, OUTPUT = h~ entering the generator,
+ * RECURRENT = H(t-1) of every encoder and decoder layer. Defaults (sdlstm_config_init): vocabularies
+ * of 10000, embedding 500, 2 layers x 500, bidirectional encoder, input feeding, init 0.1. */
+
+/* How sdlstm_translate decodes. */
+typedef struct sdlstm_decode_options {
+    size_t struct_size;    /* sizeof(sdlstm_decode_options) */
+    int32_t bos_id;        /* the target id the decoder starts from */
+    int32_t eos_id;        /* the target id that ends a hypothesis */
+    int32_t beam_size;     /* 1: greedy; k > 1: beam search keeping k hypotheses per sentence */
+    int32_t max_len;       /* most target tokens per sentence, <eos> not counted, >= 1 */
+    float length_penalty;  /* alpha >= 0: hypotheses rank by log P / (tokens + 1)^alpha; 0 = raw log P */
+} sdlstm_decode_options;
+
+/* Translates the B source sentences of sources (inputs, lengths, seq_len; targets not read, may be
+ * NULL). tokens receives B * max_len target ids, batch-major, each row the best hypothesis without
+ * <bos> and <eos>, padded with -1; lengths (B) their token counts; scores (B, may be NULL) their
+ * log-probability under the model, <eos> included (a hypothesis cut at max_len has no <eos>).
+ * No dropout, no update; the model is not changed. */
+sdlstm_status sdlstm_translate(sdlstm_model *model, const sdlstm_batch *sources, const sdlstm_decode_options *options,
+                               int32_t *tokens, int32_t *lengths, double *scores);
+
+/* Corpus BLEU as sacreBLEU computes it by default: 4-gram precisions clipped against one reference
+ * per sentence, summed over the corpus, geometric mean with the brevity penalty, "exp" smoothing
+ * of empty n-gram orders, after sacreBLEU's "13a" tokenisation (the mteval-v13a rules). */
+typedef struct sdlstm_bleu_options {
+    size_t struct_size;  /* sizeof(sdlstm_bleu_options) */
+    int32_t lowercase;   /* 1: compare case-insensitively (sacreBLEU's -lc) */
+    int32_t tokenize;    /* 1: 13a tokenisation (the default); 0: split on whitespace only */
+} sdlstm_bleu_options;
+
+/* A BLEU score and its parts. */
+typedef struct sdlstm_bleu_scores {
+    size_t struct_size;       /* sizeof(sdlstm_bleu_scores) */
+    double bleu;              /* 0 … 100, as sacreBLEU prints it */
+    double precisions[4];     /* n-gram precisions, 0 … 100 */
+    double brevity_penalty;   /* min(1, exp(1 - ref_len / hyp_len)) */
+    double length_ratio;      /* hyp_len / ref_len */
+    int64_t hyp_len;          /* tokens in the hypotheses */
+    int64_t ref_len;          /* tokens in the references */
+} sdlstm_bleu_scores;
+
+/* Scores n UTF-8 hypotheses against n references (hypotheses[i] translates the sentence whose
+ * reference is references[i]); options NULL: 13a, case-sensitive. Independent of any model. */
+sdlstm_status sdlstm_bleu(const char *const *hypotheses, const char *const *references, int64_t n,
+                          const sdlstm_bleu_options *options, sdlstm_bleu_scores *out);
+
 /* ---- Checkpoints and metadata ---- */
 
 /* Checkpoints are HDF5 files that other tools read without sdlstm: one float32 dataset per parameter,
