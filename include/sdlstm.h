@@ -283,7 +283,8 @@ typedef struct sdlstm_decode_options {
 /* Translates the B source sentences of sources (inputs, lengths, seq_len; targets not read, may be
  * NULL). tokens receives B * max_len target ids, batch-major, each row the best hypothesis without
  * <bos> and <eos>, padded with -1; lengths (B) their token counts; scores (B, may be NULL) their
- * log-probability under the model, <eos> included (a hypothesis cut at max_len has no <eos>).
+ * log-probability under the model, <eos> included (a hypothesis reaching max_len tokens is ended
+ * there with <eos>).
  * No dropout, no update; the model is not changed. */
 sdlstm_status sdlstm_translate(sdlstm_model *model, const sdlstm_batch *sources, const sdlstm_decode_options *options,
                                int32_t *tokens, int32_t *lengths, double *scores);

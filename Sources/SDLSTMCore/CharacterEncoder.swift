@@ -4,11 +4,11 @@
 ///     c(word) = [ →h after the last character | ←h after the first character ]     (width C)
 ///
 /// The words of a batch are the BiLSTM's batch: N words × W character steps, each word right-padded
-/// to W, so `PaddedBiLSTM` gives every word its own length. No dropout acts inside the encoder; the
+/// to W, so `PaddedLSTM` gives every word its own length. No dropout acts inside the encoder; the
 /// tagger's input site drops the concatenated [word embedding | c(word)].
 public final class CharacterEncoder {
     public let embedding: Embedding
-    let lstm: PaddedBiLSTM
+    let lstm: PaddedLSTM
     /// C: both directions together.
     public let width: Int
     private var ids: [Int32] = []      // N × W, batch-major for `Embedding`; 0 beyond a word's end
@@ -20,7 +20,7 @@ public final class CharacterEncoder {
     init(vocabSize: Int, embedSize: Int, hiddenSize: Int, name: String) throws(SDLSTMError) {
         width = hiddenSize
         embedding = try Embedding(vocabSize: vocabSize, width: embedSize, name: "\(name)_embedding.weight")
-        lstm = try PaddedBiLSTM(inputSize: embedSize, hiddenSize: hiddenSize / 2, name: "\(name)_lstm", layer: 0)
+        lstm = try PaddedLSTM(inputSize: embedSize, hiddenSize: hiddenSize / 2, name: "\(name)_lstm", layer: 0)
         features = try Buffer(0)
     }
 
@@ -51,7 +51,7 @@ public final class CharacterEncoder {
 
     /// Backward from ∂loss/∂features (N × C): the BiLSTM's and the embedding's gradients.
     func backward(_ dFeatures: UnsafePointer<Float>) {
-        lstm.backward(finalGradient: dFeatures, needInputGradient: true)
+        lstm.backward(outputGradient: nil, finalHidden: dFeatures, needInputGradient: true)
         ids.withUnsafeBufferPointer { embedding.backward($0.baseAddress!, lstm.dx.ptr) }
     }
 }

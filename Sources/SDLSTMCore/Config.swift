@@ -29,8 +29,14 @@ public struct ModelConfig: Equatable, Sendable {
     /// Tagger: CoNLL-2003 NER after Lample et al. (2016): word embedding 100, one BiLSTM layer of
     /// 100 + 100, character embedding 25 and character BiLSTM 25 + 25, CRF, 9 tags (O and B-/I- of
     /// four types), ±0.1; vocab_size 20000 and char_vocab_size 100 are placeholders for the data's.
+    /// Sequence to sequence: OpenNMT-py's RNN defaults, embedding 500, 2 layers × 500, bidirectional
+    /// encoder, input feeding, ±0.1, vocabularies of 10k on both sides.
     public init(task: Task = .languageModel) {
         self.task = task
+        if task == .seq2seq {
+            (vocabSize, targetVocabSize, embedSize, hiddenSize, numLayers, initScale) = (10_000, 10_000, 500, 500, 2, 0.1)
+            (bidirectional, inputFeeding) = (true, true)
+        }
         if task == .tagger {
             (vocabSize, embedSize, hiddenSize, numLayers, initScale) = (20_000, 100, 200, 1, 0.1)
             (numTags, charVocabSize, charEmbedSize, charHiddenSize, useCRF) = (9, 100, 25, 50, true)

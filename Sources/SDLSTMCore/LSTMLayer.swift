@@ -17,7 +17,7 @@ public final class LSTMLayer {
     public let inputDropout: DropoutMask
     public let recurrentDropout: DropoutMask
 
-    private var steps = 0, batch = 0, capacity = 0
+    private var steps = 0, batch = 0, capacity = 0, batchCapacity = 0
     private var gates: Buffer  // pre-activations, then activations i, f, g, o (T × B × 4H)
     private var hs: Buffer     // H_0 … H_T, slot 0 the initial state ((T+1) × B × H)
     private var cs: Buffer     // C_0 … C_T
@@ -29,6 +29,9 @@ public final class LSTMLayer {
     private var whhPanels: Buffer  // W_hh in 16-column panels, packed once per window (structured RH)
     private var dc: Buffer     // B × H: gradient reaching C_{t-1}
     public private(set) var dx: Buffer  // gradient of the layer input, T × B × D
+    private var dropoutOn = false  // whether the current window runs with its masks
+    private var dhNext: UnsafePointer<Float>  // gradient reaching H_{t-1} through the recurrence
+    private var wantsInitialGradient = false
     /// The owning model's threads; nil runs single-threaded.
     public var compute: Compute?
     private var pool: ThreadPool? { compute?.pool }
@@ -49,6 +52,7 @@ public final class LSTMLayer {
              try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
         dhSteps = try Buffer(0)
         whhPanels = try Buffer(0)
+        dhNext = UnsafePointer(dh.ptr)
     }
 
     public var parameters: [Parameter] { [wih, whh, bih, bhh] }
@@ -63,20 +67,22 @@ public final class LSTMLayer {
         if recurrentDropout.mayBeColumnar && whhPanels.count == 0 {
             whhPanels = try Buffer(panelCount(rows: hiddenSize, n: 4 * hiddenSize))
         }
-        let rows = steps * batch
-        guard rows > capacity else { return }
+        // Sized for the largest window and the largest batch seen so far, separately: a decoder
+        // runs long windows of a small batch when training and one-step windows of a beam-wide one.
+        guard steps * batch > capacity || batch > batchCapacity else { return }
+        let (rows, b) = (max(steps * batch, capacity), max(batch, batchCapacity))
         let (d, h) = (inputSize, hiddenSize)
         gates = try Buffer(rows * 4 * h)
-        hs = try Buffer((rows + batch) * h)
-        cs = try Buffer((rows + batch) * h)
+        hs = try Buffer((rows + b) * h)
+        cs = try Buffer((rows + b) * h)
         tcs = try Buffer(rows * h)
         hr = try Buffer(rows * h)
         dGates = try Buffer(rows * 4 * h)
-        dh = try Buffer(batch * h)
-        dc = try Buffer(batch * h)
+        dh = try Buffer(b * h)
+        dc = try Buffer(b * h)
         dx = try Buffer(rows * d)
         dhSteps = try Buffer(rows * h)
-        capacity = rows
+        (capacity, batchCapacity) = (rows, b)
     }
 
     /// Whether a pass uses the structured (kept-columns-only) GEMMs for a mask.
@@ -86,43 +92,63 @@ public final class LSTMLayer {
 
     /// H_1 … H_T of the last forward pass, T × B × H.
     public var output: UnsafeMutablePointer<Float> { hs.ptr + batch * hiddenSize }
+    /// C_1 … C_T of the last forward pass, T × B × H.
+    public var cellOutput: UnsafePointer<Float> { UnsafePointer(cs.ptr + batch * hiddenSize) }
     public var finalHidden: UnsafePointer<Float> { UnsafePointer(hs.ptr + steps * batch * hiddenSize) }
     public var finalCell: UnsafePointer<Float> { UnsafePointer(cs.ptr + steps * batch * hiddenSize) }
 
     /// Runs the window. `x` (T × B × D) must stay valid until `backward`; masks must be sampled.
     func forward(_ x: UnsafePointer<Float>, h0: UnsafePointer<Float>, c0: UnsafePointer<Float>, dropout: Bool) {
-        let (h, b, g4) = (hiddenSize, batch, 4 * hiddenSize)
-        let rows = steps * batch
-        for r in 0..<rows {
-            let row = gates.ptr + r * g4
-            for j in 0..<g4 { row[j] = bih.value[j] + bhh.value[j] }
-        }
+        begin(h0: h0, c0: c0, dropout: dropout)
+        let g4 = 4 * hiddenSize, rows = steps * batch
+        for r in 0..<rows { addBiases(gates.ptr + r * g4) }
         // Input projection of all steps at once: one M = T·B GEMM instead of T small ones.
         inputDropout.project(x, rows: rows, w: wih.value.ptr, n: g4, into: gates.ptr, useMask: dropout, pool: pool)
+        for t in 0..<steps { recurrentStep(t) }
+    }
 
-        hs.ptr.update(from: h0, count: b * h)
-        cs.ptr.update(from: c0, count: b * h)
-        let recurrentStructured = structured(recurrentDropout, dropout)
-        if recurrentStructured { packPanels(whh.value.ptr, rows: h, n: g4, into: whhPanels.ptr) }
-        let recurrentMask = dropout && recurrentDropout.isActive
-        for t in 0..<steps {
-            let hPrevious = hs.ptr + t * b * h
-            let gt = gates.ptr + t * b * g4
-            if recurrentStructured {
-                // Slot t of hs is H_{t-1}: the step's input to W_hh, as row block t.
-                recurrentDropout.gather(hs.ptr, steps: t..<(t + 1))
-                recurrentDropout.forwardStep(t, panels: whhPanels.ptr, n: g4, into: gates.ptr, ldc: g4, pool: pool)
-            } else {
-                var hIn = UnsafePointer(hPrevious)
-                if recurrentMask {
-                    recurrentDropout.apply(step: t, hPrevious, hr.ptr + t * b * h)
-                    hIn = UnsafePointer(hr.ptr + t * b * h)
-                }
-                gemm(m: b, n: g4, k: h, a: hIn, lda: h, b: whh.value.ptr, ldb: g4, beta: 1, c: gt, ldc: g4, pool: pool)
+    /// Step mode, for inputs that depend on the previous step's output (a decoder with input
+    /// feeding): `begin`, then `forwardStep(t, x)` for t = 0, 1, … once row block t of `x`
+    /// (T × B × D, valid until `backward`) is filled. Backward is `backwardStep` from the last step
+    /// down, then `finishBackward`.
+    func begin(h0: UnsafePointer<Float>, c0: UnsafePointer<Float>, dropout: Bool) {
+        let h = hiddenSize
+        dropoutOn = dropout
+        hs.ptr.update(from: h0, count: batch * h)
+        cs.ptr.update(from: c0, count: batch * h)
+        if structured(recurrentDropout, dropout) { packPanels(whh.value.ptr, rows: h, n: 4 * h, into: whhPanels.ptr) }
+    }
+
+    func forwardStep(_ t: Int, _ x: UnsafePointer<Float>) {
+        let g4 = 4 * hiddenSize
+        for r in (t * batch)..<((t + 1) * batch) { addBiases(gates.ptr + r * g4) }
+        inputDropout.projectStep(t, x, batch: batch, rows: steps * batch, w: wih.value.ptr, n: g4, into: gates.ptr, useMask: dropoutOn, pool: pool)
+        recurrentStep(t)
+    }
+
+    @inline(__always) private func addBiases(_ row: UnsafeMutablePointer<Float>) {
+        for j in 0..<(4 * hiddenSize) { row[j] = bih.value[j] + bhh.value[j] }
+    }
+
+    /// G_t += H̃_{t-1} · W_hh, then the cell: H_t, C_t into slot t + 1.
+    private func recurrentStep(_ t: Int) {
+        let (h, b, g4) = (hiddenSize, batch, 4 * hiddenSize)
+        let hPrevious = hs.ptr + t * b * h
+        let gt = gates.ptr + t * b * g4
+        if structured(recurrentDropout, dropoutOn) {
+            // Slot t of hs is H_{t-1}: the step's input to W_hh, as row block t.
+            recurrentDropout.gather(hs.ptr, steps: t..<(t + 1))
+            recurrentDropout.forwardStep(t, panels: whhPanels.ptr, n: g4, into: gates.ptr, ldc: g4, pool: pool)
+        } else {
+            var hIn = UnsafePointer(hPrevious)
+            if dropoutOn && recurrentDropout.isActive {
+                recurrentDropout.apply(step: t, hPrevious, hr.ptr + t * b * h)
+                hIn = UnsafePointer(hr.ptr + t * b * h)
             }
-            cellForward(gt, cPrev: cs.ptr + t * b * h, c: cs.ptr + (t + 1) * b * h,
-                        tc: tcs.ptr + t * b * h, hOut: hs.ptr + (t + 1) * b * h)
+            gemm(m: b, n: g4, k: h, a: hIn, lda: h, b: whh.value.ptr, ldb: g4, beta: 1, c: gt, ldc: g4, pool: pool)
         }
+        cellForward(gt, cPrev: cs.ptr + t * b * h, c: cs.ptr + (t + 1) * b * h,
+                    tc: tcs.ptr + t * b * h, hOut: hs.ptr + (t + 1) * b * h)
     }
 
     private func cellForward(_ g: UnsafeMutablePointer<Float>, cPrev: UnsafeMutablePointer<Float>,
@@ -147,38 +173,69 @@ public final class LSTMLayer {
 
     /// Backpropagates `dOut` (∂loss/∂H_t, T × B × H; consumed) through the window. Writes the
     /// parameter gradients (overwriting them) and, if `needInputGradient`, ∂loss/∂X into `dx`.
-    /// No gradient flows into the initial state: truncated BPTT.
-    func backward(_ dOut: UnsafeMutablePointer<Float>, needInputGradient: Bool, dropout: Bool) {
-        let (h, b, g4) = (hiddenSize, batch, 4 * hiddenSize)
-        let rows = steps * batch
-        let recurrentMask = dropout && recurrentDropout.isActive
-        let recurrentStructured = structured(recurrentDropout, dropout)
+    /// `dCell` (T × B × H) adds a gradient reaching C_t directly (an encoder's final cell state).
+    /// With `initialStateGradient`, ∂loss/∂H_0 and ∂loss/∂C_0 are left in `initialHiddenGradient`
+    /// and `initialCellGradient`; otherwise none flows into the initial state (truncated BPTT).
+    func backward(_ dOut: UnsafeMutablePointer<Float>, needInputGradient: Bool, dropout: Bool,
+                  dCell: UnsafePointer<Float>? = nil, initialStateGradient: Bool = false) {
+        let (h, b) = (hiddenSize, batch)
+        dropoutOn = dropout
+        beginBackward(initialStateGradient: initialStateGradient)
+        for t in stride(from: steps - 1, through: 0, by: -1) {
+            backwardStep(t, dOut + t * b * h, dCell: dCell.map { $0 + t * b * h }, needInputGradient: false)
+        }
+        finishBackward()
+        if needInputGradient {
+            inputDropout.projectBackwardData(dGates.ptr, n: 4 * h, w: wih.value.ptr, into: dx.ptr, pool: pool)
+        }
+    }
+
+    func beginBackward(initialStateGradient: Bool) {
+        wantsInitialGradient = initialStateGradient
         dh.zero()
         dc.zero()
-        var dhNext = UnsafePointer(dh.ptr)
-        for t in stride(from: steps - 1, through: 0, by: -1) {
-            let dht = dOut + t * b * h
-            for i in 0..<(b * h) { dht[i] += dhNext[i] }
-            cellBackward(t, dh: dht)
-            guard t > 0 else { break }
-            if recurrentStructured {
+        dhNext = UnsafePointer(dh.ptr)
+    }
+
+    /// Step t of the backward pass: `dht` (∂loss/∂H_t from above, B × H) gets the gradient from
+    /// step t + 1 added, ∂G_t is formed, and the gradient reaching H_{t-1} is kept for step t − 1.
+    /// With `needInputGradient`, row block t of `dx` gets ∂loss/∂X_t.
+    func backwardStep(_ t: Int, _ dht: UnsafeMutablePointer<Float>, dCell: UnsafePointer<Float>? = nil,
+                      needInputGradient: Bool) {
+        let (h, b, g4) = (hiddenSize, batch, 4 * hiddenSize)
+        for i in 0..<(b * h) { dht[i] += dhNext[i] }
+        if let dCell { for i in 0..<(b * h) { dc[i] += dCell[i] } }
+        cellBackward(t, dh: dht)
+        if t > 0 || wantsInitialGradient {
+            if structured(recurrentDropout, dropoutOn) {
                 recurrentDropout.backwardData(dGates.ptr, n: g4, ldg: g4, whh.value.ptr, into: dhSteps.ptr,
                                               steps: t..<(t + 1), pool: pool)
                 dhNext = UnsafePointer(dhSteps.ptr + t * b * h)
             } else {
                 gemm(transB: true, m: b, n: h, k: g4, a: dGates.ptr + t * b * g4, lda: g4,
                      b: whh.value.ptr, ldb: g4, beta: 0, c: dh.ptr, ldc: h, pool: pool)
-                if recurrentMask { recurrentDropout.apply(step: t, dh.ptr, dh.ptr) }
+                if dropoutOn && recurrentDropout.isActive { recurrentDropout.apply(step: t, dh.ptr, dh.ptr) }
                 dhNext = UnsafePointer(dh.ptr)
             }
         }
+        if needInputGradient {
+            inputDropout.projectBackwardDataStep(t, dGates.ptr, batch: batch, n: g4, w: wih.value.ptr, into: dx.ptr, pool: pool)
+        }
+    }
 
-        // Weight gradients over the whole window: single K = T·B GEMMs, or the structured kernel
-        // that touches only each step's kept rows.
-        if recurrentStructured {
+    /// ∂loss/∂H_0 and ∂loss/∂C_0 after a backward pass asked for them (B × H each).
+    var initialHiddenGradient: UnsafePointer<Float> { dhNext }
+    var initialCellGradient: UnsafePointer<Float> { UnsafePointer(dc.ptr) }
+
+    /// Weight gradients over the whole window: single K = T·B GEMMs, or the structured kernel
+    /// that touches only each step's kept rows.
+    func finishBackward() {
+        let (h, g4) = (hiddenSize, 4 * hiddenSize)
+        let rows = steps * batch
+        if structured(recurrentDropout, dropoutOn) {
             recurrentDropout.weightGradient(dGates.ptr, n: g4, ldg: g4, into: whh.grad.ptr, pool: pool)
         } else {
-            let hIn = UnsafePointer(recurrentMask ? hr.ptr : hs.ptr)
+            let hIn = UnsafePointer(dropoutOn && recurrentDropout.isActive ? hr.ptr : hs.ptr)
             gemm(transA: true, m: h, n: g4, k: rows, a: hIn, lda: h, b: dGates.ptr, ldb: g4,
                  beta: 0, c: whh.grad.ptr, ldc: g4, pool: pool)
         }
@@ -189,10 +246,6 @@ public final class LSTMLayer {
             for j in 0..<g4 { bih.grad[j] += row[j] }
         }
         bhh.grad.copy(from: bih.grad)
-
-        if needInputGradient {
-            inputDropout.projectBackwardData(dGates.ptr, n: g4, w: wih.value.ptr, into: dx.ptr, pool: pool)
-        }
     }
 
     /// ∂loss/∂G_t from ∂loss/∂H_t (dht) and the carried ∂loss/∂C_t (dc, updated to ∂loss/∂C_{t-1}).

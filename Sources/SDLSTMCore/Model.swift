@@ -155,6 +155,6 @@ public func makeModel(_ config: ModelConfig) throws(SDLSTMError) -> any Model {
     switch config.task {
     case .languageModel: return try LanguageModel(config)
     case .tagger: return try Tagger(config)
-    default: throw .invalid("task \(config.task) is not available in this build")
+    case .seq2seq: return try Translator(config)
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 ///
 /// loss = mean over the N = T·B tokens of  log Σ_v exp(z_v) − z_target;
 /// ∂loss/∂z = (softmax(z) − onehot(target)) / N, computed in place over the logits.
+/// A negative target marks a padded position: no loss, no gradient, not counted in N.
 public final class OutputLayer {
     public let weight: Parameter  // H × V (PyTorch's decoder.weight is V × H)
     public let bias: Parameter    // V
@@ -13,6 +14,7 @@ public final class OutputLayer {
     private var rowLoss: UnsafeMutableBufferPointer<Double> = .allocate(capacity: 0)
     private(set) var dInput: Buffer
     private var steps = 0, batch = 0
+    private var counted = 0  // real (non-negative) targets of the last forward
     /// The owning model's threads; nil runs single-threaded.
     public var compute: Compute?
     private var pool: ThreadPool? { compute?.pool }
@@ -44,6 +46,8 @@ public final class OutputLayer {
 
     /// Mean token loss of the window; `targets` batch-major. Leaves softmax probabilities behind.
     func forward(_ h: UnsafePointer<Float>, targets: UnsafePointer<Int32>, dropout useDropout: Bool) -> Double {
+        counted = 0
+        for i in 0..<(steps * batch) where targets[i] >= 0 { counted += 1 }
         let (n, v) = (steps * batch, vocabSize)
         for r in 0..<n { (logits.ptr + r * v).update(from: bias.value.ptr, count: v) }
         dropout.project(h, rows: n, w: weight.value.ptr, n: v, into: logits.ptr, useMask: useDropout, pool: pool)
@@ -55,12 +59,36 @@ public final class OutputLayer {
         if let pool { pool.forChunks(n, rows) } else { rows(0..<n) }
         var total = 0.0
         for i in 0..<n { total += losses[i] }
-        return total / Double(n)
+        return total / Double(max(counted, 1))
     }
 
-    /// Turns one row of logits into probabilities in place and returns its cross-entropy.
+    /// log softmax(H · W_out + b) of `rows` rows (no dropout), in place of the logits: what a
+    /// decoder ranks its next tokens by. Needs `prepare` for at least `rows` rows.
+    func logProbabilities(_ h: UnsafePointer<Float>, rows: Int) -> UnsafePointer<Float> {
+        let v = vocabSize, z0 = logits.ptr
+        for r in 0..<rows { (z0 + r * v).update(from: bias.value.ptr, count: v) }
+        gemm(m: rows, n: v, k: inputSize, a: h, lda: inputSize, b: weight.value.ptr, ldb: v, beta: 1, c: z0, ldc: v,
+             pool: pool)
+        func run(_ r: Range<Int>) {
+            for i in r {
+                let z = z0 + i * v
+                var mx = z[0]
+                for j in 1..<v { mx = max(mx, z[j]) }
+                var sum: Double = 0
+                for j in 0..<v { sum += Double(expf(z[j] - mx)) }
+                let shift = mx + Float(log(sum))
+                for j in 0..<v { z[j] -= shift }
+            }
+        }
+        if let pool { pool.forChunks(rows, run) } else { run(0..<rows) }
+        return UnsafePointer(z0)
+    }
+
+    /// Turns one row of logits into probabilities in place and returns its cross-entropy (0 for a
+    /// padded position, whose row is left as it is: backward clears it).
     private func softmaxRow(_ z: UnsafeMutablePointer<Float>, target: Int) -> Double {
         let v = vocabSize
+        if target < 0 { return 0 }
         let zTarget = z[target]
         // Sixteen independent lanes: a reduction LLVM vectorises without reassociating floats.
         var mx16 = V16(repeating: -.infinity), i = 0
@@ -81,12 +109,13 @@ public final class OutputLayer {
     /// Backward of `forward`: parameter gradients (overwritten) and ∂loss/∂H into `dInput`.
     func backward(targets: UnsafePointer<Int32>, dropout useDropout: Bool) {
         let (n, v) = (steps * batch, vocabSize)
-        let scale = 1 / Float(n)
+        let scale = 1 / Float(max(counted, 1))
         let z0 = logits.ptr, steps = steps, batch = batch
         func rows(_ r: Range<Int>) {
             for i in r {
-                let z = z0 + i * v
-                z[Int(targets[(i % batch) * steps + i / batch])] -= 1
+                let z = z0 + i * v, target = Int(targets[(i % batch) * steps + i / batch])
+                guard target >= 0 else { z.update(repeating: 0, count: v); continue }
+                z[target] -= 1
                 for j in 0..<v { z[j] *= scale }
             }
         }

@@ -22,7 +22,7 @@ public final class Tagger: Model {
     public let config: ModelConfig
     public let wordEmbedding: Embedding
     public let characters: CharacterEncoder?
-    let layers: [PaddedBiLSTM]
+    let layers: [PaddedLSTM]
     let projection: TagProjection
     public let crf: CRF?
     public var optimizer = Optimizer()
@@ -69,9 +69,9 @@ public final class Tagger: Model {
                                    hiddenSize: config.charHiddenSize, name: "char")
             : nil
         let input = config.embedSize + (config.charVocabSize > 0 ? config.charHiddenSize : 0)
-        var layers: [PaddedBiLSTM] = []
+        var layers: [PaddedLSTM] = []
         for l in 0..<config.numLayers {
-            layers.append(try PaddedBiLSTM(inputSize: l == 0 ? input : config.hiddenSize,
+            layers.append(try PaddedLSTM(inputSize: l == 0 ? input : config.hiddenSize,
                                            hiddenSize: config.hiddenSize / 2, name: "lstm", layer: l))
         }
         self.layers = layers

@@ -1,0 +1,32 @@
+import SDLSTMCore
+import CSDLSTM
+
+// The translation section of include/sdlstm.h: decoding a sequence-to-sequence model.
+
+@c @implementation
+public func sdlstm_translate(_ model: OpaquePointer?, _ sources: UnsafePointer<sdlstm_batch>?,
+                             _ options: UnsafePointer<sdlstm_decode_options>?, _ tokens: UnsafeMutablePointer<Int32>?,
+                             _ lengths: UnsafeMutablePointer<Int32>?, _ scores: UnsafeMutablePointer<Double>?) -> sdlstm_status {
+    translate { () throws(SDLSTMError) in
+        guard let translator = try SDLSTMCAPI.model(model) as? Translator else {
+            throw .invalid("sdlstm_translate needs a sequence-to-sequence model (SDLSTM_TASK_SEQ2SEQ)")
+        }
+        let o = try unwrap(options, "options").pointee
+        try checkSize(o.struct_size, of: sdlstm_decode_options.self, "options")
+        let out = try unwrap(tokens, "tokens"), outLengths = try unwrap(lengths, "lengths")
+        // Decoding reads no targets: stand in the inputs, which it never reads as targets.
+        var b = try unwrap(sources, "sources").pointee
+        try checkSize(b.struct_size, of: sdlstm_batch.self, "sources")
+        if b.targets == nil { b.targets = b.inputs }
+        let core = try withUnsafePointer(to: &b) { (p) throws(SDLSTMError) in try coreBatch(p) }
+        let decode = DecodeOptions(bos: o.bos_id, eos: o.eos_id, beamSize: Int(o.beam_size), maxLength: Int(o.max_len),
+                                   lengthPenalty: o.length_penalty)
+        let result = try translator.translate(core, options: decode)
+        for (i, t) in result.enumerated() {
+            let row = out + i * decode.maxLength
+            for j in 0..<decode.maxLength { row[j] = j < t.tokens.count ? t.tokens[j] : -1 }
+            outLengths[i] = Int32(t.tokens.count)
+            scores?[i] = t.score
+        }
+    }
+}
