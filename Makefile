@@ -52,7 +52,7 @@ lib: deps
 	@mkdir -p build/lib
 	cp $$(swift build -c release --scratch-path $(LIB_SCRATCH) --show-bin-path)/libsdlstm.so $(LIB)
 
-$(LM): examples/lm/lm.c include/sdlstm.h lib
+$(LM): examples/lm/lm.c examples/common/example.h include/sdlstm.h lib
 	@mkdir -p build/bin
 	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
 
