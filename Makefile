@@ -15,6 +15,7 @@ DEB_TEST_PACKAGES := hdf5-tools python3-torch python3-h5py
 LIB_SCRATCH := .build-lib
 LIB         := build/lib/libsdlstm.so
 LM          := build/bin/sdlstm-lm
+NMT         := build/bin/sdlstm-nmt
 
 .PHONY: help deps lib examples test test-swift test-abi install demo bench clean deps-test test-checkpoints
 
@@ -22,7 +23,7 @@ help:
 	@echo "make demo     train a small PTB model with structured and with standard dropout"
 	@echo "make test     build and run every test"
 	@echo "make lib      build/lib/libsdlstm.so (no Swift runtime dependency)"
-	@echo "make examples build/bin/sdlstm-lm"
+	@echo "make examples build/bin/sdlstm-lm, sdlstm-ner, sdlstm-nmt (PTB LM, CoNLL-2003 NER, Multi30k de-en translation)"
 	@echo "make install  PREFIX=/dir: lib/libsdlstm.so, include/sdlstm.h, lib/pkgconfig/sdlstm.pc"
 	@echo "make bench    kernel and training-step benchmarks (JSON lines), PyTorch beside them if installed"
 
@@ -52,7 +53,7 @@ lib: deps
 	@mkdir -p build/lib
 	cp $$(swift build -c release --scratch-path $(LIB_SCRATCH) --show-bin-path)/libsdlstm.so $(LIB)
 
-$(LM): examples/lm/lm.c include/sdlstm.h lib
+$(LM): examples/lm/lm.c examples/common/example.h include/sdlstm.h lib
 	@mkdir -p build/bin
 	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
 
@@ -60,7 +61,11 @@ build/bin/sdlstm-ner: examples/ner/ner.c include/sdlstm.h lib
 	@mkdir -p build/bin
 	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
 
-examples: $(LM) build/bin/sdlstm-ner
+$(NMT): examples/nmt/nmt.c examples/common/example.h include/sdlstm.h lib
+	@mkdir -p build/bin
+	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
+
+examples: $(LM) build/bin/sdlstm-ner $(NMT)
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include

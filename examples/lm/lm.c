@@ -13,12 +13,13 @@
  * --load FILE --epochs 0 only evaluates. A checkpoint carries the vocabulary (string table "vocab")
  * and this program's settings (metadata "lm.*"), so it is all another tool needs to decode the model.
  *
- * Build: cc -std=c11 -O2 lm.c $(pkg-config --cflags --libs sdlstm) -lm -o sdlstm-lm
+ * Build (in examples/lm, for ../common/example.h):
+ *   cc -std=c11 -O2 lm.c $(pkg-config --cflags --libs sdlstm) -lm -o sdlstm-lm
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
-#include <float.h>
+#define EXAMPLE_NAME "lm"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -26,9 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "sdlstm.h"
+#include "../common/example.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Arguments                                                                                   */
@@ -59,17 +59,6 @@ typedef struct options {
     const char *fixed_flag; /* the last flag given that a loaded checkpoint overrides */
 } options;
 
-static const struct {
-    const char *name;
-    sdlstm_policy policy;
-} policies[] = {
-    {"none", SDLSTM_POLICY_NONE},
-    {"variational", SDLSTM_POLICY_VARIATIONAL},
-    {"standard", SDLSTM_POLICY_STANDARD},
-    {"structured", SDLSTM_POLICY_STRUCTURED},
-    {"structured-fixed", SDLSTM_POLICY_STRUCTURED_FIXED},
-};
-
 static void usage(FILE *out) {
     fputs(
         "usage: lm --data DIR [options]\n"
@@ -99,69 +88,6 @@ static void usage(FILE *out) {
         "                    above come from it; the epoch counter and learning rate continue\n"
         "  --help            this text\n",
         out);
-}
-
-/* The message is the three parts joined, which keeps every format string a literal. */
-_Noreturn static void bad_usage(const char *a, const char *b, const char *c) {
-    fprintf(stderr, "lm: %s%s%s\n\n", a, b, c);
-    usage(stderr);
-    exit(2);
-}
-
-static int32_t parse_int(const char *flag, const char *text, long long min, long long max) {
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || errno == ERANGE || v < min || v > max) {
-        char range[64];
-        snprintf(range, sizeof range, "an integer in [%lld, %lld]", min, max);
-        bad_usage(flag, " needs ", range);
-    }
-    return (int32_t)v;
-}
-
-static int64_t parse_int64(const char *flag, const char *text, long long min) {
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || errno == ERANGE || v < min) {
-        char range[64];
-        snprintf(range, sizeof range, "an integer >= %lld", min);
-        bad_usage(flag, " needs ", range);
-    }
-    return (int64_t)v;
-}
-
-static uint64_t parse_u64(const char *flag, const char *text) {
-    char *end = NULL;
-    errno = 0;
-    /* strtoull silently negates "-1" into a huge value; refuse a sign outright. */
-    if (strchr(text, '-') != NULL) bad_usage(flag, " needs ", "a non-negative integer");
-    unsigned long long v = strtoull(text, &end, 10);
-    if (end == text || *end != '\0' || errno == ERANGE)
-        bad_usage(flag, " needs ", "a non-negative integer");
-    return (uint64_t)v;
-}
-
-/* Parses a finite number that must be > 0 (positive), >= 0, or a probability in [0, 1). */
-typedef enum real_range { POSITIVE, NON_NEGATIVE, PROBABILITY } real_range;
-
-static double parse_real(const char *flag, const char *text, real_range range) {
-    static const char *const need[] = {"a number > 0", "a number >= 0", "a probability in [0, 1)"};
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(text, &end);
-    /* The library takes floats, so anything beyond FLT_MAX would arrive as infinity. */
-    bool valid = end != text && *end == '\0' && errno != ERANGE && isfinite(v) && fabs(v) <= FLT_MAX;
-    if (valid) {
-        switch (range) {
-        case POSITIVE: valid = v > 0; break;
-        case NON_NEGATIVE: valid = v >= 0; break;
-        case PROBABILITY: valid = v >= 0 && v < 1; break;
-        }
-    }
-    if (!valid) bad_usage(flag, " needs ", need[range]);
-    return v;
 }
 
 static void parse_args(int argc, char **argv, options *o) {
@@ -228,9 +154,8 @@ static void parse_args(int argc, char **argv, options *o) {
         else if (strcmp(flag, "--threads") == 0) o->threads = parse_int(flag, v, 1, 4096);
         else if (strcmp(flag, "--seed") == 0) o->seed = parse_u64(flag, v);
         else if (strcmp(flag, "--policy") == 0) {
-            size_t n = sizeof policies / sizeof policies[0], k = 0;
-            while (k < n && strcmp(v, policies[k].name) != 0) k++;
-            if (k == n) bad_usage("unknown policy '", v, "'");
+            int k = find_policy(v);
+            if (k < 0) bad_usage("unknown policy '", v, "'");
             o->policy = policies[k].policy;
             o->policy_name = policies[k].name;
         } else {
@@ -246,86 +171,6 @@ static void parse_args(int argc, char **argv, options *o) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Vocabulary                                                                                  */
-/* ------------------------------------------------------------------------------------------ */
-
-/* Open-addressing hash from word to id. The words themselves live in the training text buffer,
- * which therefore stays alive as long as the vocabulary. */
-typedef struct vocab {
-    const char **words; /* id -> word */
-    int32_t size;
-    int32_t words_cap;
-    int32_t *slots; /* hash slot -> id, -1 = empty */
-    size_t slots_cap; /* a power of two, kept at least twice size so probes stay short */
-} vocab;
-
-static uint64_t hash_word(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static int32_t vocab_find(const vocab *v, const char *word) {
-    size_t mask = v->slots_cap - 1;
-    for (size_t i = hash_word(word) & mask;; i = (i + 1) & mask) {
-        int32_t id = v->slots[i];
-        if (id < 0 || strcmp(v->words[id], word) == 0) return id;
-    }
-}
-
-static bool vocab_init(vocab *v) {
-    *v = (vocab){0};
-    v->slots_cap = 1u << 14;
-    v->words_cap = 1 << 12;
-    v->slots = malloc(v->slots_cap * sizeof *v->slots);
-    v->words = malloc((size_t)v->words_cap * sizeof *v->words);
-    if (!v->slots || !v->words) return false;
-    memset(v->slots, 0xff, v->slots_cap * sizeof *v->slots);
-    return true;
-}
-
-static void vocab_free(vocab *v) {
-    free(v->slots);
-    free(v->words);
-    *v = (vocab){0};
-}
-
-static bool vocab_grow_slots(vocab *v) {
-    size_t cap = v->slots_cap * 2;
-    int32_t *slots = malloc(cap * sizeof *slots);
-    if (!slots) return false;
-    memset(slots, 0xff, cap * sizeof *slots);
-    for (int32_t id = 0; id < v->size; id++) {
-        size_t i = hash_word(v->words[id]) & (cap - 1);
-        while (slots[i] >= 0) i = (i + 1) & (cap - 1);
-        slots[i] = id;
-    }
-    free(v->slots);
-    v->slots = slots;
-    v->slots_cap = cap;
-    return true;
-}
-
-/* Returns the word's id, adding it if new; -1 when out of memory. */
-static int32_t vocab_add(vocab *v, const char *word) {
-    int32_t id = vocab_find(v, word);
-    if (id >= 0) return id;
-    if ((size_t)v->size * 2 >= v->slots_cap && !vocab_grow_slots(v)) return -1;
-    if (v->size == v->words_cap) {
-        if (v->words_cap > INT32_MAX / 2) return -1;
-        const char **words = realloc(v->words, (size_t)v->words_cap * 2 * sizeof *words);
-        if (!words) return -1;
-        v->words = words;
-        v->words_cap *= 2;
-    }
-    size_t mask = v->slots_cap - 1, i = hash_word(word) & mask;
-    while (v->slots[i] >= 0) i = (i + 1) & mask;
-    v->slots[i] = v->size;
-    v->words[v->size] = word;
-    return v->size++;
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* Corpus                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -333,43 +178,6 @@ typedef struct corpus {
     int32_t *ids;
     int64_t size;
 } corpus;
-
-/* Reads a whole file into a NUL-terminated buffer. */
-static char *read_file(const char *dir, const char *name) {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
-        fprintf(stderr, "lm: path too long: %s/%s\n", dir, name);
-        return NULL;
-    }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "lm: cannot open %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        len += fread(buf + len, 1, cap - len - 1, f);
-        if (ferror(f)) {
-            fprintf(stderr, "lm: cannot read %s: %s\n", path, strerror(errno));
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        if (feof(f)) break;
-        char *bigger = realloc(buf, cap * 2);
-        if (!bigger) free(buf);
-        buf = bigger;
-        cap *= 2;
-    }
-    fclose(f);
-    if (!buf) {
-        fputs("lm: out of memory reading the corpus\n", stderr);
-        return NULL;
-    }
-    buf[len] = '\0';
-    return buf;
-}
 
 static bool corpus_push(corpus *c, int64_t *cap, int32_t id) {
     if (c->size == *cap) {
@@ -431,7 +239,7 @@ static void dataset_free(dataset *d) {
 
 static bool load_split(const char *dir, const char *name, dataset *d, int32_t eos, int32_t unk,
                        corpus *out) {
-    char *text = read_file(dir, name);
+    char *text = read_file(dir, name, NULL);
     if (!text) return false;
     bool ok = tokenize(text, &d->vocab, false, eos, unk, out);
     free(text);
@@ -474,7 +282,7 @@ static bool dataset_load(const char *dir, dataset *d) {
         fputs("lm: out of memory\n", stderr);
         return false;
     }
-    d->train_text = read_file(dir, "ptb.train.txt");
+    d->train_text = read_file(dir, "ptb.train.txt", NULL);
     if (!d->train_text) return false;
     /* <eos> has to exist before the first line ends; its id is then 0. */
     int32_t eos = vocab_add(&d->vocab, "<eos>");
@@ -558,19 +366,6 @@ static sdlstm_batch batcher_fill(batcher *b, int64_t step) {
 /* Model set-up                                                                                */
 /* ------------------------------------------------------------------------------------------ */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Reports a failed library call; returns whether the call succeeded. */
-static bool ok(sdlstm_status s, const char *what) {
-    if (s == SDLSTM_OK) return true;
-    fprintf(stderr, "lm: %s failed: %s: %s\n", what, sdlstm_status_name(s), sdlstm_last_error());
-    return false;
-}
-
 /* Stores what a checkpoint of this program needs beyond the model: the vocabulary (id -> word) and
  * the settings that are not part of the library's model (the schedule, the batching, the labels). */
 static bool store_settings(sdlstm_model *m, const options *o, const vocab *v) {
@@ -639,11 +434,11 @@ static bool restore_settings(sdlstm_model *m, options *o) {
     char *policy = NULL;
     if (!ok(sdlstm_get_metadata(m, "lm.policy", &policy), "sdlstm_get_metadata")) return false;
     if (policy) {
-        for (size_t k = 0; k < sizeof policies / sizeof policies[0]; k++)
-            if (strcmp(policy, policies[k].name) == 0) {
-                o->policy = policies[k].policy;
-                o->policy_name = policies[k].name;
-            }
+        int k = find_policy(policy);
+        if (k >= 0) {
+            o->policy = policies[k].policy;
+            o->policy_name = policies[k].name;
+        }
         sdlstm_free(policy);
     }
     if (o->fixed_flag)
@@ -676,19 +471,8 @@ static sdlstm_model *make_model(const options *o, int32_t vocab_size) {
     bool good = ok(sdlstm_set_optimizer(m, SDLSTM_OPTIMIZER_SGD), "sdlstm_set_optimizer") &&
                 ok(sdlstm_set_learning_rate(m, (float)o->lr), "sdlstm_set_learning_rate") &&
                 ok(sdlstm_set_clip_norm(m, (float)o->clip), "sdlstm_set_clip_norm") &&
-                ok(sdlstm_set_num_threads(m, o->threads), "sdlstm_set_num_threads");
-    /* Non-recurrent dropout sits wherever a layer's input is not its own past: the embedding,
-     * between layers, and before the softmax. The recurrent site is a separate knob. */
-    if (good && o->policy != SDLSTM_POLICY_NONE && o->p_nr > 0) {
-        float p = (float)o->p_nr;
-        good = ok(sdlstm_set_dropout(m, SDLSTM_SITE_INPUT, o->policy, p), "sdlstm_set_dropout(INPUT)") &&
-               (o->layers < 2 ||
-                ok(sdlstm_set_dropout(m, SDLSTM_SITE_BETWEEN, o->policy, p), "sdlstm_set_dropout(BETWEEN)")) &&
-               ok(sdlstm_set_dropout(m, SDLSTM_SITE_OUTPUT, o->policy, p), "sdlstm_set_dropout(OUTPUT)");
-    }
-    if (good && o->policy != SDLSTM_POLICY_NONE && o->p_rh > 0)
-        good = ok(sdlstm_set_dropout(m, SDLSTM_SITE_RECURRENT, o->policy, (float)o->p_rh),
-                  "sdlstm_set_dropout(RECURRENT)");
+                ok(sdlstm_set_num_threads(m, o->threads), "sdlstm_set_num_threads") &&
+                set_dropout_sites(m, o->policy, o->p_nr, o->p_rh, o->layers);
     if (!good) {
         sdlstm_model_free(m);
         return NULL;
@@ -734,14 +518,6 @@ typedef struct train_totals {
     double last_epoch_loss; /* token-weighted loss sum of the last epoch */
     int64_t last_epoch_tokens;
 } train_totals;
-
-static void format_duration(char *out, size_t n, double s) {
-    if (!isfinite(s) || s < 0) s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(out, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
-    else if (t >= 60) snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
-    else snprintf(out, n, "%lds", t);
-}
 
 /* One pass over the training streams. Returns false if the library failed. */
 static bool train_epoch(sdlstm_model *m, batcher *b, const options *o, int32_t epoch, double lr,
@@ -803,12 +579,6 @@ static bool train_epoch(sdlstm_model *m, batcher *b, const options *o, int32_t e
 /* ------------------------------------------------------------------------------------------ */
 /* Output                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
-
-/* JSON has no NaN or infinity; a diverged run reports null instead of invalid JSON. */
-static void json_number(const char *key, double v) {
-    if (isfinite(v)) printf(",\"%s\":%.6g", key, v);
-    else printf(",\"%s\":null", key);
-}
 
 static void print_result(const options *o, int32_t vocab_size, const train_totals *tot, int32_t epoch,
                          double valid_ppl, double test_ppl, double seconds) {
