@@ -109,13 +109,6 @@ public func sdlstm_get_metadata(_ model: OpaquePointer?, _ key: UnsafePointer<CC
 @c @implementation
 public func sdlstm_free(_ p: UnsafeMutableRawPointer?) { free(p) }
 
-/// A C string as a Swift String; NULL or invalid UTF-8 is E_INVALID naming the argument.
-private func swiftString(_ p: UnsafePointer<CChar>?, _ name: String) throws(SDLSTMError) -> String {
-    guard let p else { throw .invalid("\(name) is NULL") }
-    guard let s = String(validatingCString: p) else { throw .invalid("\(name) is not valid UTF-8") }
-    return s
-}
-
 /// One malloc'd block: count + 1 pointers (the last NULL), then the NUL-terminated strings they point to.
 private func cStringArray(_ values: [String]) throws(SDLSTMError) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
     let pointerBytes = (values.count + 1) * MemoryLayout<UnsafeMutablePointer<CChar>?>.stride

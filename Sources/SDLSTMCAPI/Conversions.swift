@@ -13,6 +13,13 @@ func unwrap<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws(SDLSTMError
     return p
 }
 
+/// A C string as a Swift String; NULL or invalid UTF-8 is E_INVALID naming the argument.
+func swiftString(_ p: UnsafePointer<CChar>?, _ name: String) throws(SDLSTMError) -> String {
+    guard let p else { throw .invalid("\(name) is NULL") }
+    guard let s = String(validatingCString: p) else { throw .invalid("\(name) is not valid UTF-8") }
+    return s
+}
+
 /// A struct that carries its size must be at least as large as the version this library knows.
 func checkSize<T>(_ size: Int, of _: T.Type, _ name: String) throws(SDLSTMError) {
     guard size >= MemoryLayout<T>.size else {

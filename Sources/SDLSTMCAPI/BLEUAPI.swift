@@ -1,0 +1,49 @@
+import SDLSTMCore
+import CSDLSTM
+
+// sdlstm_bleu of the translation section of include/sdlstm.h; the metric itself is SDLSTMCore's
+// corpusBLEU.
+
+/// n C strings of `array`, each non-NULL and valid UTF-8; `array` may be NULL only when n is 0.
+private func strings(_ array: UnsafePointer<UnsafePointer<CChar>?>?, _ n: Int, _ name: String) throws(SDLSTMError) -> [String] {
+    guard n > 0 else { return [] }
+    let array = try unwrap(array, name)
+    var out: [String] = []
+    out.reserveCapacity(n)
+    for i in 0..<n { out.append(try swiftString(array[i], "\(name)[\(i)]")) }
+    return out
+}
+
+@c @implementation
+public func sdlstm_bleu(_ hypotheses: UnsafePointer<UnsafePointer<CChar>?>?,
+                        _ references: UnsafePointer<UnsafePointer<CChar>?>?, _ n: Int64,
+                        _ options: UnsafePointer<sdlstm_bleu_options>?,
+                        _ out: UnsafeMutablePointer<sdlstm_bleu_scores>?) -> sdlstm_status {
+    translate { () throws(SDLSTMError) in
+        let out = try unwrap(out, "out")
+        try checkSize(out.pointee.struct_size, of: sdlstm_bleu_scores.self, "out")
+        guard n >= 0 else { throw .invalid("n must be >= 0, got \(n)") }
+        let count = Int(n)
+        var lowercase = false, tokenizer = BLEUTokenizer.thirteenA
+        if let options {
+            try checkSize(options.pointee.struct_size, of: sdlstm_bleu_options.self, "options")
+            lowercase = options.pointee.lowercase != 0
+            guard let t = BLEUTokenizer(rawValue: options.pointee.tokenize) else {
+                throw .invalid("options->tokenize is \(options.pointee.tokenize), expected 1 (13a) or 0 (whitespace)")
+            }
+            tokenizer = t
+        }
+        let score = try corpusBLEU(hypotheses: try strings(hypotheses, count, "hypotheses"),
+                                   references: try strings(references, count, "references"),
+                                   lowercase: lowercase, tokenizer: tokenizer)
+        let p = score.precisions
+        var c = sdlstm_bleu_scores(struct_size: out.pointee.struct_size, bleu: score.score,
+                                   precisions: (p[0], p[1], p[2], p[3]), brevity_penalty: score.brevityPenalty,
+                                   length_ratio: score.lengthRatio,
+                                   hyp_len: Int64(score.statistics.hypothesisLength),
+                                   ref_len: Int64(score.statistics.referenceLength))
+        withUnsafeBytes(of: &c) {
+            UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: min(out.pointee.struct_size, $0.count))
+        }
+    }
+}
