@@ -72,11 +72,7 @@ public final class OutputLayer {
         func run(_ r: Range<Int>) {
             for i in r {
                 let z = z0 + i * v
-                var mx = z[0]
-                for j in 1..<v { mx = max(mx, z[j]) }
-                var sum: Double = 0
-                for j in 0..<v { sum += Double(expf(z[j] - mx)) }
-                let shift = mx + Float(log(sum))
+                let shift = logSumExp(z)
                 for j in 0..<v { z[j] -= shift }
             }
         }
@@ -90,20 +86,47 @@ public final class OutputLayer {
         let v = vocabSize
         if target < 0 { return 0 }
         let zTarget = z[target]
+        let (mx, sum) = exponentiate(z)
+        let inv = 1 / sum
+        for j in 0..<v { z[j] *= inv }
+        return Double(logf(sum)) + Double(mx) - Double(zTarget)
+    }
+
+    /// The largest of one row of logits.
+    private func rowMax(_ z: UnsafePointer<Float>) -> Float {
+        let v = vocabSize
         // Sixteen independent lanes: a reduction LLVM vectorises without reassociating floats.
         var mx16 = V16(repeating: -.infinity), i = 0
         while i + 16 <= v { mx16 = mx16.replacing(with: load(z + i), where: load(z + i) .> mx16); i += 16 }
         var mx = mx16.max()
         while i < v { mx = max(mx, z[i]); i += 1 }
+        return mx
+    }
+
+    /// log Σ_j exp(z_j) of one row, the row unchanged (the exponentials as the loss computes them).
+    private func logSumExp(_ z: UnsafePointer<Float>) -> Float {
+        let v = vocabSize, mx = rowMax(z)
+        var sum16 = V16(repeating: 0), i = 0
+        while i + 16 <= v {
+            var e = V16(repeating: 0)
+            for l in 0..<16 { e[l] = fastExp(z[i + l] - mx) }
+            sum16 += e
+            i += 16
+        }
+        var sum = sum16.sum()
+        while i < v { sum += fastExp(z[i] - mx); i += 1 }
+        return mx + logf(sum)
+    }
+
+    /// z ← exp(z − max z) over one row of logits; returns the max and the sum of the new values.
+    private func exponentiate(_ z: UnsafeMutablePointer<Float>) -> (max: Float, sum: Float) {
+        let v = vocabSize, mx = rowMax(z)
         for j in 0..<v { z[j] = fastExp(z[j] - mx) }
-        var sum16 = V16(repeating: 0)
-        i = 0
+        var sum16 = V16(repeating: 0), i = 0
         while i + 16 <= v { sum16 += load(z + i); i += 16 }
         var sum = sum16.sum()
         while i < v { sum += z[i]; i += 1 }
-        let inv = 1 / sum
-        for j in 0..<v { z[j] *= inv }
-        return Double(logf(sum)) + Double(mx) - Double(zTarget)
+        return (mx, sum)
     }
 
     /// Backward of `forward`: parameter gradients (overwritten) and ∂loss/∂H into `dInput`.
