@@ -52,9 +52,11 @@ final class ValidationTests: XCTestCase {
         for size in [0, 8, MemoryLayout<sdlstm_config>.size - 1] {
             expect("struct_size \(size)", structSize) { $0.struct_size = size }
         }
-        for raw: UInt32 in [0, 2, 99] {
+        for raw: UInt32 in [0, 4, 99] {
             expect("task \(raw)", ["task"]) { $0.task = sdlstm_task(rawValue: raw) }
         }
+        // A language-model config read as seq2seq lacks the target vocabulary.
+        expect("seq2seq without a target vocabulary", ["target_vocab_size"]) { $0.task = SDLSTM_TASK_SEQ2SEQ }
         for v: Int32 in [0, -1, Int32.min] {
             expect("vocab_size \(v)", ["vocab"]) { $0.vocab_size = v }
             expect("embed_size \(v)", ["embed"]) { $0.embed_size = v }
