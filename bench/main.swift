@@ -1,6 +1,6 @@
 // sdlstm-bench: training-step and kernel benchmarks, one JSON line per configuration.
 //
-//   sdlstm-bench model ptb-medium|ptb-large [--threads N] [--rounds N]
+//   sdlstm-bench model ptb-medium|ptb-large|ner [--threads N] [--rounds N]
 //   sdlstm-bench kernels [--threads N] [--rounds N]
 //
 // Variants are interleaved round by round, in a shuffled order, on one model (or one set of
@@ -79,6 +79,45 @@ func shuffled<T>(_ xs: [T]) -> [T] {
 
 struct Shape { let name: String; let hidden: Int; let layers: Int; let vocab: Int; let batch: Int; let bptt: Int; let p: Float }
 
+struct Variant { let policy: DropoutPolicy; let rh: Bool; var times: [Double] = []; var skipped = 0.0 }
+
+/// Times one training step per variant and round, the variants interleaved in a shuffled order;
+/// each variant sets `policy` at p on `sites` (and on the recurrent site for the NR+RH ones).
+func timeSteps(_ model: any Model, _ batch: Batch, p: Float, sites: [DropoutSite], _ variants: inout [Variant]) throws {
+    for round in 0..<(warmup + rounds) {
+        for v in shuffled(Array(variants.indices)) {
+            let setting = DropoutSetting(policy: variants[v].policy, p: p)
+            for site in sites { try model.setDropout(setting, at: site) }
+            try model.setDropout(variants[v].rh ? setting : DropoutSetting(), at: .recurrent)
+            let start = now()
+            let stats = try model.step(batch)
+            let elapsed = now() - start
+            if round >= warmup { variants[v].times.append(elapsed) }
+            variants[v].skipped = stats.skippedMACsFraction
+        }
+    }
+}
+
+/// BENCH_ONLY=standard,structured keeps only those policies (profiling one configuration).
+func onlyRequested(_ variants: [Variant]) -> [Variant] {
+    guard let only = getenv("BENCH_ONLY").map({ String(cString: $0).split(separator: ",").map(String.init) }) else { return variants }
+    return variants.filter { only.contains(policyName($0.policy)) && !$0.rh }
+}
+
+/// One JSON line per variant: the median step, words/s, and the ratio to standard dropout on the same sites.
+func report(_ variants: [Variant], _ fields: [(String, Any)], words: Int, p: Float) {
+    let rss = peakRSSMiB()
+    let baseline = { (rh: Bool) in median(variants.first { $0.policy == .standard && $0.rh == rh }!.times) }
+    for v in variants {
+        let ms = median(v.times) * 1000
+        print(json([("model", fields[0].1), ("policy", policyName(v.policy)), ("sites", v.rh ? "NR+RH" : "NR"),
+                    ("p", v.policy == .none ? 0.0 : Double(p))] + fields.dropFirst() +
+                   [("threads", threads), ("ms_per_step", ms), ("words_per_s", Double(words) / (ms / 1000)),
+                    ("speedup_vs_standard", baseline(v.rh) * 1000 / ms),
+                    ("skipped_macs_fraction", v.skipped), ("peak_rss_mb", rss), ("steps", v.times.count)]))
+    }
+}
+
 func benchModel(_ shape: Shape) throws {
     var cfg = ModelConfig()
     (cfg.vocabSize, cfg.embedSize, cfg.hiddenSize, cfg.numLayers) = (shape.vocab, shape.hidden, shape.hidden, shape.layers)
@@ -91,45 +130,60 @@ func benchModel(_ shape: Shape) throws {
     let inputs = (0..<n).map { _ in Int32(rng.next() % UInt64(shape.vocab)) }
     let targets = (0..<n).map { _ in Int32(rng.next() % UInt64(shape.vocab)) }
 
-    struct Variant { let policy: DropoutPolicy; let rh: Bool; var times: [Double] = []; var skipped = 0.0 }
     var variants = [Variant(policy: .none, rh: false)]
     for policy in [DropoutPolicy.variational, .standard, .structured, .structuredFixed] {
         variants.append(Variant(policy: policy, rh: false))
     }
     variants.append(Variant(policy: .standard, rh: true))
     variants.append(Variant(policy: .structured, rh: true))
-    // BENCH_ONLY=standard,structured keeps only those policies (profiling one configuration).
-    if let only = getenv("BENCH_ONLY").map({ String(cString: $0).split(separator: ",").map(String.init) }) {
-        variants = variants.filter { only.contains(policyName($0.policy)) && !$0.rh }
-    }
+    variants = onlyRequested(variants)
 
     try inputs.withUnsafeBufferPointer { i in
         try targets.withUnsafeBufferPointer { t in
             let batch = Batch(batchSize: shape.batch, seqLen: shape.bptt, inputs: i.baseAddress!, targets: t.baseAddress!)
-            for round in 0..<(warmup + rounds) {
-                for v in shuffled(Array(variants.indices)) {
-                    let setting = DropoutSetting(policy: variants[v].policy, p: shape.p)
-                    for site in [DropoutSite.input, .between, .output] { try model.setDropout(setting, at: site) }
-                    try model.setDropout(variants[v].rh ? setting : DropoutSetting(), at: .recurrent)
-                    let start = now()
-                    let stats = try model.step(batch)
-                    let elapsed = now() - start
-                    if round >= warmup { variants[v].times.append(elapsed) }
-                    variants[v].skipped = stats.skippedMACsFraction
+            try timeSteps(model, batch, p: shape.p, sites: [.input, .between, .output], &variants)
+        }
+    }
+    report(variants, [("model", shape.name), ("batch", shape.batch), ("bptt", shape.bptt)], words: n, p: shape.p)
+}
+
+/// The CoNLL-2003 tagger of examples/ner at a fixed batch shape: 32 sentences of 30 words, word
+/// embedding 100 over a 20,000-word vocabulary, a character BiLSTM 25 + 25 over 25-wide character
+/// embeddings (85 characters, words of 1 to 10 characters, mean 5.5), one BiLSTM layer of 200 + 200,
+/// 9 tags and a CRF; dropout p = 0.5 on the word representation and on the BiLSTM output, as
+/// ner.c sets it. Random words and tags: the step's cost does not depend on them.
+func benchTagger() throws {
+    let (b, t, w, vocab, chars, tags) = (32, 30, 10, 20_000, 85, 9)
+    let p: Float = 0.5
+    var cfg = ModelConfig(task: .tagger)
+    (cfg.vocabSize, cfg.embedSize, cfg.hiddenSize, cfg.numLayers, cfg.numTags) = (vocab, 100, 400, 1, tags)
+    (cfg.charVocabSize, cfg.charEmbedSize, cfg.charHiddenSize, cfg.useCRF) = (chars, 25, 50, true)
+    let model = try Tagger(cfg)
+    try model.setNumThreads(threads)
+    model.optimizer.learningRate = 1
+    model.optimizer.clipNorm = 1
+    var rng = Random(seed: 7)
+    let n = b * t
+    let inputs = (0..<n).map { _ in Int32(rng.next() % UInt64(vocab)) }
+    let targets = (0..<n).map { _ in Int32(rng.next() % UInt64(tags)) }
+    let wordLengths = (0..<n).map { _ in Int32(1 + rng.next() % UInt64(w)) }
+    let charIDs = (0..<(n * w)).map { _ in Int32(rng.next() % UInt64(chars)) }
+
+    var variants = onlyRequested([Variant(policy: .none, rh: false), Variant(policy: .standard, rh: false),
+                                  Variant(policy: .structured, rh: false)])
+    try inputs.withUnsafeBufferPointer { i in
+        try targets.withUnsafeBufferPointer { y in
+            try wordLengths.withUnsafeBufferPointer { wl in
+                try charIDs.withUnsafeBufferPointer { c in
+                    var batch = Batch(batchSize: b, seqLen: t, inputs: i.baseAddress!, targets: y.baseAddress!)
+                    (batch.maxWordLen, batch.chars, batch.wordLengths) = (w, c.baseAddress, wl.baseAddress)
+                    try timeSteps(model, batch, p: p, sites: [.input, .output], &variants)
                 }
             }
         }
     }
-    let rss = peakRSSMiB()
-    let baseline = { (rh: Bool) in median(variants.first { $0.policy == .standard && $0.rh == rh }!.times) }
-    for v in variants {
-        let ms = median(v.times) * 1000
-        print(json([("model", shape.name), ("policy", policyName(v.policy)), ("sites", v.rh ? "NR+RH" : "NR"),
-                    ("p", v.policy == .none ? 0.0 : Double(shape.p)), ("batch", shape.batch), ("bptt", shape.bptt),
-                    ("threads", threads), ("ms_per_step", ms), ("words_per_s", Double(n) / (ms / 1000)),
-                    ("speedup_vs_standard", baseline(v.rh) * 1000 / ms),
-                    ("skipped_macs_fraction", v.skipped), ("peak_rss_mb", rss), ("steps", v.times.count)]))
-    }
+    report(variants, [("model", "ner"), ("batch", b), ("seq_len", t), ("embed", 100), ("bilstm", "2x200"),
+                      ("char_bilstm", "2x25")], words: n, p: p)
 }
 
 func policyName(_ p: DropoutPolicy) -> String {
@@ -273,8 +327,12 @@ let shapes = [
 do {
     switch args.first {
     case "model":
+        if args.count >= 2 && args[1] == "ner" {
+            try benchTagger()
+            break
+        }
         guard args.count >= 2, let shape = shapes.first(where: { $0.name == args[1] }) else {
-            warn("sdlstm-bench model: shapes are \(shapes.map(\.name))")
+            warn("sdlstm-bench model: shapes are \(shapes.map(\.name) + ["ner"])")
             exit(2)
         }
         try benchModel(shape)
@@ -282,7 +340,7 @@ do {
         try benchMicroKernel()
         try benchKernels()
     default:
-        warn("usage: sdlstm-bench model SHAPE | kernels [--threads N] [--rounds N]")
+        warn("usage: sdlstm-bench model ptb-medium|ptb-large|ner | kernels [--threads N] [--rounds N]")
         exit(2)
     }
 } catch {

@@ -205,6 +205,14 @@ typedef enum sdlstm_tag_scheme {
 sdlstm_status sdlstm_set_tag_names(sdlstm_model *model, const char *const *names, int32_t count,
                                    sdlstm_tag_scheme scheme);
 
+/* Copies out the tag names and scheme of sdlstm_set_tag_names (a checkpoint keeps both): *names
+ * receives one malloc'd block as sdlstm_get_strings gives it, *count strings plus a final NULL (free
+ * it with sdlstm_free), *count is num_tags and *scheme the scheme (scheme may be NULL). A tagger whose
+ * tags were never named gives SDLSTM_OK with *names = NULL, *count = 0, *scheme = NONE. A model that
+ * is not a tagger is SDLSTM_E_INVALID. */
+sdlstm_status sdlstm_get_tag_names(const sdlstm_model *model, char ***names, int32_t *count,
+                                   sdlstm_tag_scheme *scheme);
+
 /* Writes the best tag sequence of each sentence of batch (targets is not read and may be NULL) to
  * tags, B * T ids batch-major: Viterbi with a CRF, the best tag per word without; padded positions
  * get -1. No dropout, no update. */
@@ -319,7 +327,8 @@ sdlstm_status sdlstm_bleu(const char *const *hypotheses, const char *const *refe
 /* Checkpoints are HDF5 files that other tools read without sdlstm: one float32 dataset per parameter,
  * named and shaped as PyTorch names them ("embedding.weight", "rnn.weight_ih_l0" of 4H x D, gate order
  * i, f, g, o), the config as root attributes, then the training state (optimizer, progress, dropout,
- * random stream), attached string tables and metadata. docs/CHECKPOINT.md describes the layout.
+ * random stream), a tagger's tag names and scheme, attached string tables and metadata.
+ * docs/CHECKPOINT.md describes the layout.
  * A save is atomic: a temporary file in the same directory, fsync'd and renamed over the target, so a
  * process killed at any point leaves the previous checkpoint intact. A load validates the whole file
  * and builds a new model; a model loaded from a checkpoint of another model's state trains on exactly
@@ -348,8 +357,8 @@ typedef struct sdlstm_progress {
 sdlstm_status sdlstm_save(const sdlstm_model *model, const char *path, uint32_t flags);
 
 /* Loads the checkpoint at path into a new model in *out (free it with sdlstm_model_free): parameters,
- * config, optimizer settings, progress, dropout, random stream, string tables, metadata, and the
- * carried state if it was saved (else it is zero). SDLSTM_E_IO: missing or unreadable file;
+ * config, optimizer settings, progress, dropout, random stream, a tagger's tag names and scheme,
+ * string tables, metadata, and the carried state if it was saved (else it is zero). SDLSTM_E_IO: missing or unreadable file;
  * SDLSTM_E_FORMAT: anything wrong inside it, named in sdlstm_last_error(). *out is set only on success. */
 sdlstm_status sdlstm_load(const char *path, sdlstm_model **out);
 

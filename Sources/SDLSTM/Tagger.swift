@@ -16,6 +16,9 @@ public final class Tagger: TrainableModel {
         handle = out
     }
 
+    /// Takes ownership of a handle (`load(from:)`).
+    init(adopting handle: OpaquePointer) { self.handle = handle }
+
     deinit { sdlstm_model_free(handle) }
 
     /// The tagger's architecture, as the library reports it.
@@ -33,6 +36,39 @@ public final class Tagger: TrainableModel {
         let count = try SDLSTMError.int32(names.count, "names.count")
         let status = withCStrings(names) { sdlstm_set_tag_names(handle, $0, count, scheme.cValue) }
         try SDLSTMError.check(status)
+    }
+
+    /// The tag names and scheme set with `setTagNames` (a checkpoint keeps them), or nil if the tags
+    /// were never named.
+    public var tagNames: (names: [String], scheme: TagScheme)? {
+        var out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+        var count: Int32 = 0
+        var scheme = SDLSTM_TAG_SCHEME_NONE
+        let status = sdlstm_get_tag_names(handle, &out, &count, &scheme)
+        precondition(status == SDLSTM_OK, "sdlstm_get_tag_names failed: \(String(cString: sdlstm_last_error()))")
+        guard let out else { return nil }
+        defer { sdlstm_free(out) }
+        let names = (0..<Int(count)).map { String(cString: out[$0]!) }
+        return (names, TagScheme.allCases.first { $0.cValue == scheme } ?? .none)
+    }
+
+    /// Saves the tagger to an HDF5 checkpoint at `path` (docs/CHECKPOINT.md), tag names included,
+    /// replacing any file there atomically.
+    public func save(to path: String) throws(SDLSTMError) {
+        try saveCheckpoint(handle, path, false)
+    }
+
+    /// Loads a tagger from a checkpoint: parameters, settings, progress, dropout, random stream, tag
+    /// names and scheme. `.io` for a missing or unreadable file, `.format` for anything wrong inside it.
+    public static func load(from path: String) throws(SDLSTMError) -> Tagger {
+        let handle = try loadCheckpoint(path)
+        var c = sdlstm_config()
+        c.struct_size = MemoryLayout<sdlstm_config>.size
+        guard sdlstm_model_get_config(handle, &c) == SDLSTM_OK, c.task == SDLSTM_TASK_TAGGER else {
+            sdlstm_model_free(handle)
+            throw SDLSTMError(.invalid, "\(path) holds a model of task \(c.task.rawValue), not a tagger")
+        }
+        return Tagger(adopting: handle)
     }
 
     /// One training step (forward, backward, clip, update) on a batch of tagged sentences.

@@ -110,7 +110,7 @@ public func sdlstm_get_metadata(_ model: OpaquePointer?, _ key: UnsafePointer<CC
 public func sdlstm_free(_ p: UnsafeMutableRawPointer?) { free(p) }
 
 /// One malloc'd block: count + 1 pointers (the last NULL), then the NUL-terminated strings they point to.
-private func cStringArray(_ values: [String]) throws(SDLSTMError) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+func cStringArray(_ values: [String]) throws(SDLSTMError) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
     let pointerBytes = (values.count + 1) * MemoryLayout<UnsafeMutablePointer<CChar>?>.stride
     let total = values.reduce(pointerBytes) { $0 + $1.utf8.count + 1 }
     guard let raw = malloc(total) else { throw .outOfMemory("could not allocate \(total) bytes for the string table") }

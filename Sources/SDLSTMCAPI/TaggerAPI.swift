@@ -37,6 +37,23 @@ public func sdlstm_set_tag_names(_ model: OpaquePointer?, _ names: UnsafePointer
 }
 
 @c @implementation
+public func sdlstm_get_tag_names(_ model: OpaquePointer?,
+                                 _ names: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?,
+                                 _ count: UnsafeMutablePointer<Int32>?,
+                                 _ scheme: UnsafeMutablePointer<sdlstm_tag_scheme>?) -> sdlstm_status {
+    translate { () throws(SDLSTMError) in
+        let t = try tagger(model, "sdlstm_get_tag_names")
+        let names = try unwrap(names, "names")
+        let count = try unwrap(count, "count")
+        let tags = t.tagNames ?? []
+        // Nothing is written until the copy succeeded.
+        let copy = tags.isEmpty ? nil : try cStringArray(tags)
+        (names.pointee, count.pointee) = (copy, Int32(tags.count))
+        scheme?.pointee = sdlstm_tag_scheme(rawValue: UInt32(bitPattern: t.tagScheme.rawValue))
+    }
+}
+
+@c @implementation
 public func sdlstm_tag(_ model: OpaquePointer?, _ batch: UnsafePointer<sdlstm_batch>?,
                        _ tags: UnsafeMutablePointer<Int32>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in

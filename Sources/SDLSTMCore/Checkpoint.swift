@@ -9,6 +9,7 @@ import Glibc
 ///     /training/rng_state   uint64[4], the dropout stream
 ///     /dropout              attributes: <site>_policy, <site>_p for input, between, output, recurrent
 ///     /state                optional: the carried state (LM: h, c as num_layers × batch × hidden)
+///     /tags                 optional, a tagger whose tags are named: attribute scheme, dataset names
 ///     /strings/<name>       one 1-D UTF-8 string dataset per attached table
 ///     /metadata             one UTF-8 string attribute per metadata key
 ///
@@ -31,7 +32,9 @@ public enum Checkpoint {
 
     // MARK: Names in the file
 
-    static let groups = ["training", "dropout", "state", "strings", "metadata"]
+    static let groups = ["training", "dropout", "state", "tags", "strings", "metadata"]
+    /// Groups a file may lack: the carried state is saved only when asked for, tag names only once set.
+    static let optionalGroups = ["state", "tags"]
     static let configAttributes = ["task", "vocab_size", "embed_size", "hidden_size", "num_layers", "init_scale", "seed",
                                    "target_vocab_size", "bidirectional", "input_feeding", "num_tags", "char_vocab_size",
                                    "char_embed_size", "char_hidden_size", "use_crf"]
@@ -62,6 +65,14 @@ public enum Checkpoint {
         case .standard: return "standard"
         case .structured: return "structured"
         case .structuredFixed: return "structured_fixed"
+        }
+    }
+
+    static func name(_ scheme: TagScheme) -> String {
+        switch scheme {
+        case .none: return "none"
+        case .iob1: return "iob1"
+        case .iob2: return "iob2"
         }
     }
 
@@ -124,6 +135,14 @@ public enum Checkpoint {
             let g = try H5.createGroup(f, "state")
             defer { H5Gclose(g) }
             for t in tensors { try H5.writeFloats(g, t.name, shape: t.shape, t.values) }
+        }
+        // The CRF's constraints come from the names and the scheme, so a loaded tagger needs both to
+        // decode as it did; without them it would silently allow every transition.
+        if let tagger = model as? Tagger, let names = tagger.tagNames {
+            let g = try H5.createGroup(f, "tags")
+            defer { H5Gclose(g) }
+            try H5.writeAttribute(g, "scheme", name(tagger.tagScheme))
+            try H5.writeStrings(g, "names", names)
         }
         do {
             let g = try H5.createGroup(f, "strings")
@@ -236,7 +255,7 @@ public enum Checkpoint {
             for p in parameters where !members.contains(p.pytorchName) {
                 throw .format("missing dataset \"\(p.pytorchName)\", a parameter of this \(Checkpoint.name(config.task)) model (\(summary(config)))")
             }
-            for g in Checkpoint.groups where g != "state" && !members.contains(g) {
+            for g in Checkpoint.groups where !Checkpoint.optionalGroups.contains(g) && !members.contains(g) {
                 throw .format("missing group \"\(g)\"")
             }
             // Shapes and types of every parameter before reading any values.
@@ -267,6 +286,7 @@ public enum Checkpoint {
             try readTraining(&optimizer, &rng)
             try readDropout(model)
             if members.contains("state") { try model.restoreCarriedState(try readState()) }
+            if members.contains("tags") { try readTags(model) }
             let attachments = try readAttachments()
             model.optimizer = optimizer
             model.rng = rng
@@ -375,6 +395,30 @@ public enum Checkpoint {
                 } catch .invalid(let m) {
                     throw .format("attributes dropout/\(Checkpoint.name(site))_*: \(m)")
                 }
+            }
+        }
+
+        /// Names the loaded tagger's tags and constrains its CRF as the saved one was.
+        private func readTags(_ model: any Model) throws(SDLSTMError) {
+            guard let tagger = model as? Tagger else {
+                throw .format("group tags: only a tagger has tag names, this is a \(Checkpoint.name(model.config.task)) model")
+            }
+            let g = try H5.openGroup(root, "tags", "group tags")
+            defer { H5Gclose(g) }
+            try checkAttributes(g, names: try H5.attributeNames(g, "group tags"), expected: ["scheme"], "group tags")
+            let members = try H5.members(g, "group tags")
+            for m in members where m != "names" { throw .format("unexpected object \"tags/\(m)\"") }
+            guard members.contains("names") else { throw .format("missing dataset \"tags/names\"") }
+            guard try H5.kind(g, "names", "tags/names") == .dataset else { throw .format("tags/names: expected a dataset") }
+            let schemeName = try string(g, "scheme", in: "tags")
+            guard let scheme = TagScheme.allCases.first(where: { Checkpoint.name($0) == schemeName }) else {
+                throw .format("attribute tags/scheme: unknown tag scheme \"\(schemeName)\"")
+            }
+            let names = try H5.readStrings(g, "names", "dataset tags/names")
+            do {
+                try tagger.setTagNames(names, scheme: scheme)
+            } catch .invalid(let m) {
+                throw .format("dataset tags/names: \(m)")
             }
         }
 

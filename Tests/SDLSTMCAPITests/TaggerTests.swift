@@ -254,6 +254,76 @@ final class TaggerTests: XCTestCase {
         XCTAssertTrue(mentions(lastError(), ["tagger"]), lastError())
     }
 
+    func tagNames(_ m: OpaquePointer) -> (sdlstm_status, [String]?, sdlstm_tag_scheme) {
+        var out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+        var count: Int32 = -1
+        var scheme = sdlstm_tag_scheme(rawValue: 99)
+        let s = sdlstm_get_tag_names(m, &out, &count, &scheme)
+        guard let out else { return (s, count == 0 ? nil : [], scheme) }
+        defer { sdlstm_free(out) }
+        XCTAssertNil(out[Int(count)], "the array ends with NULL")
+        return (s, (0..<Int(count)).map { String(cString: out[$0]!) }, scheme)
+    }
+
+    /// A checkpoint keeps the tag names and the scheme, and with them the CRF's constraints: a tagger
+    /// fitted to tags that IOB2 forbids decodes them freely until IOB2 is set, and the loaded copy
+    /// decodes as the constrained original, not as the free one.
+    func testCheckpointKeepsTagNamesAndScheme() {
+        let dir = makeTemporaryDirectory("sdlstm-tagger-ckpt")
+        defer { removeDirectory(dir) }
+        let m = makeModel(taggerConfig())
+        defer { sdlstm_model_free(m) }
+        let (s0, none, noScheme) = tagNames(m)
+        XCTAssertEqual(s0, OK, lastError())
+        XCTAssertNil(none, "never named")
+        XCTAssertEqual(noScheme, SDLSTM_TAG_SCHEME_NONE)
+
+        XCTAssertEqual(setNames(m, names, scheme: SDLSTM_TAG_SCHEME_NONE), OK, lastError())
+        XCTAssertEqual(sdlstm_set_learning_rate(m, 2), OK)
+        var batch = TagBatch()
+        // Sentence 0 starts with I-PER, sentence 2 has I-LOC after O: both invalid IOB2.
+        batch.targets = [2, 2, 0, 4, 77, 3, 4, -2, 9, 9, 0, 4, 0, 50, 50]
+        for _ in 0..<150 { XCTAssertEqual(run(sdlstm_step, m, batch).0, OK, lastError()) }
+        let free = tag(m, batch).1
+        XCTAssertEqual(free, [2, 2, 0, 4, -1, 3, 4, -1, -1, -1, 0, 4, 0, -1, -1], "fits the tags IOB2 forbids")
+        XCTAssertEqual(setNames(m, names, scheme: SDLSTM_TAG_SCHEME_IOB2), OK, lastError())
+        let constrained = tag(m, batch).1
+        // IOB2: I-PER (2) only after B-PER (1) or I-PER, I-LOC (4) only after B-LOC (3) or I-LOC.
+        for (b, n) in batch.lengths.enumerated() {
+            let y = Array(constrained[(b * 5)..<(b * 5 + Int(n))])
+            for (t, tag) in y.enumerated() where tag == 2 || tag == 4 {
+                XCTAssertTrue(t > 0 && (y[t - 1] == tag - 1 || y[t - 1] == tag), "sentence \(b): \(y) is not IOB2")
+            }
+        }
+
+        let path = "\(dir)/tagger.h5", again = "\(dir)/again.h5"
+        XCTAssertEqual(sdlstm_save(m, path, 0), OK, lastError())
+        var loaded: OpaquePointer?
+        XCTAssertEqual(sdlstm_load(path, &loaded), OK, lastError())
+        guard let loaded else { return }
+        defer { sdlstm_model_free(loaded) }
+        let (s1, restored, scheme) = tagNames(loaded)
+        XCTAssertEqual(s1, OK, lastError())
+        XCTAssertEqual(restored, names)
+        XCTAssertEqual(scheme, SDLSTM_TAG_SCHEME_IOB2)
+        XCTAssertEqual(tag(loaded, batch).1, constrained, "the loaded tagger decodes with the same constraints")
+        XCTAssertEqual(sdlstm_save(loaded, again, 0), OK, lastError())
+        XCTAssertEqual(readBytes(path), readBytes(again), "a loaded tagger saves to the same bytes")
+
+        // The scheme pointer is optional; the others are not, and only a tagger has tag names.
+        var out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+        var count: Int32 = 0
+        XCTAssertEqual(sdlstm_get_tag_names(loaded, &out, &count, nil), OK, lastError())
+        XCTAssertEqual(count, 5)
+        sdlstm_free(out)
+        XCTAssertEqual(sdlstm_get_tag_names(loaded, nil, &count, nil), E_INVALID)
+        XCTAssertEqual(sdlstm_get_tag_names(loaded, &out, nil, nil), E_INVALID)
+        let lm = makeModel(smallConfig())
+        defer { sdlstm_model_free(lm) }
+        XCTAssertEqual(sdlstm_get_tag_names(lm, &out, &count, nil), E_INVALID)
+        XCTAssertTrue(mentions(lastError(), ["tagger"]), lastError())
+    }
+
     func makeCounter(_ names: [String]) -> OpaquePointer? {
         let copies = names.map { strdup($0) }
         defer { copies.forEach { free($0) } }

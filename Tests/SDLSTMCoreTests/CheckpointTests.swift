@@ -272,17 +272,77 @@ final class CheckpointTests: XCTestCase {
         try expectBroken(["metadata/corpus", "expected a string"]) { f in setInt(f, "corpus", 3, in: "metadata") }
     }
 
+    // MARK: Tagger
+
+    /// The CRF's constraints come from the tag names and scheme: a loaded tagger has both, so it
+    /// decodes as the saved one did. The same parameters without them decode differently, which is
+    /// what a checkpoint that dropped the names would do.
+    func testTaggerKeepsTagNamesAndScheme() throws {
+        let p = try TaggerProblem()
+        let crf = try XCTUnwrap(p.model.crf)
+        // Every sentence would rather start with I-A (id 2), which IOB2 forbids.
+        var start = crf.start.value.array
+        start[2] = 50
+        try crf.start.setPyTorchValues(start)
+        let constrained = try p.tag()
+        XCTAssertTrue(constrained.allSatisfy { $0[0] != 2 }, "\(constrained)")
+
+        let path = "\(dir)/tagger.h5"
+        try Checkpoint.save(p.model, to: path)
+        let loaded = try XCTUnwrap(try Checkpoint.load(from: path).model as? Tagger)
+        XCTAssertEqual(loaded.tagNames, taggerTestTags)
+        XCTAssertEqual(loaded.tagScheme, .iob2)
+        XCTAssertEqual(try tag(loaded, p), constrained)
+        try loaded.setTagNames(taggerTestTags, scheme: .none)
+        XCTAssertTrue(try tag(loaded, p).allSatisfy { $0[0] == 2 }, "without the scheme the test shows nothing")
+
+        // Each scheme comes back, and a tagger never named loads without names.
+        for scheme in TagScheme.allCases {
+            try p.model.setTagNames(["O", "B-Ä", "I-Ä", "B-B", "I-B"], scheme: scheme)
+            try Checkpoint.save(p.model, to: path)
+            let m = try XCTUnwrap(try Checkpoint.load(from: path).model as? Tagger)
+            XCTAssertEqual(m.tagNames, ["O", "B-Ä", "I-Ä", "B-B", "I-B"])
+            XCTAssertEqual(m.tagScheme, scheme)
+        }
+        try Checkpoint.save(try Tagger(p.model.config), to: path)
+        let unnamed = try XCTUnwrap(try Checkpoint.load(from: path).model as? Tagger)
+        XCTAssertNil(unnamed.tagNames)
+        XCTAssertEqual(unnamed.tagScheme, .none)
+    }
+
+    func testTagErrorsNameTheObject() throws {
+        try expectBroken(["group tags", "only a tagger"]) { f in H5Gclose(H5Gcreate2(f, "tags", hid_t(0), hid_t(0), hid_t(0))) }
+        try expectBroken(["tags/scheme", "iob3"], tagger: true) { f in setString(f, "scheme", "iob3", in: "tags") }
+        try expectBroken(["group tags", "missing attribute", "scheme"], tagger: true) { f in
+            withObject(f, "tags") { H5Adelete($0, "scheme") }
+        }
+        try expectBroken(["tags/names", "1 tag names", "num_tags = 5"], tagger: true) { f in putStrings(f, "tags/names", [[0x4f]]) }
+        try expectBroken(["missing dataset", "tags/names"], tagger: true) { f in H5Ldelete(f, "tags/names", hid_t(0)) }
+        try expectBroken(["tags/extra"], tagger: true) { f in putFloats(f, "tags/extra", [1], [0]) }
+        try expectBroken(["tags/names", "UTF-8"], tagger: true) { f in
+            putStrings(f, "tags/names", [[0x4f], [0xff], [0x61], [0x62], [0x63]])
+        }
+    }
+
+    /// The decoded tags of `p`'s sentences by another tagger.
+    private func tag(_ model: Tagger, _ p: TaggerProblem) throws -> [[Int32]] {
+        var out = [Int32](repeating: 7, count: p.batchSize * p.seqLen)
+        try p.withBatch { b in try out.withUnsafeMutableBufferPointer { try model.tag(b, into: $0.baseAddress!) } }
+        return (0..<p.batchSize).map { i in Array(out[(i * p.seqLen)..<(i * p.seqLen + p.sentences[i].count)]) }
+    }
+
     // MARK: Helpers
 
     /// Saves a trained model, applies `edit` to the file with HDF5, and expects E_FORMAT mentioning `words`.
-    private func expectBroken(_ words: [String], carriedState: Bool = false, file: StaticString = #filePath, line: UInt = #line,
-                              _ edit: (hid_t) -> Void) throws {
-        let t = try TrainedLM()
+    /// `tagger`: a small tagger with named tags (TaggerProblem) instead of the LM.
+    private func expectBroken(_ words: [String], carriedState: Bool = false, tagger: Bool = false,
+                              file: StaticString = #filePath, line: UInt = #line, _ edit: (hid_t) -> Void) throws {
+        let model: any Model = tagger ? try TaggerProblem().model : try TrainedLM().model
         var a = Attachments()
         try a.setStrings("vocab", ["a", "b"])
         try a.setMetadata("corpus", "ptb")
         let path = "\(dir)/broken.h5"
-        try Checkpoint.save(t.model, attachments: a, to: path, carriedState: carriedState)
+        try Checkpoint.save(model, attachments: a, to: path, carriedState: carriedState)
         let f = H5Fopen(path, sdl_h5f_acc_rdwr(), hid_t(0))
         XCTAssertGreaterThanOrEqual(f, 0, file: file, line: line)
         let quiet = sdl_h5_quiet_begin()  // the edits may delete what is not there

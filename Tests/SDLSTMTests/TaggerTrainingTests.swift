@@ -128,4 +128,21 @@ final class TaggerTrainingTests: XCTestCase {
         XCTAssertEqual(f1.scores(type: "X")?.correctSpans, 1)
         XCTAssertNil(f1.scores(type: "Y"))
     }
+
+    /// The wrapper's save and load keep the tag names and scheme; a language model is not a tagger.
+    func testSaveAndLoadKeepTagNames() throws {
+        var config = TaggerConfig()
+        (config.vocabSize, config.embedSize, config.hiddenSize, config.numTags, config.charVocabSize) = (10, 4, 4, 3, 5)
+        let tagger = try Tagger(config)
+        XCTAssertNil(tagger.tagNames)
+        try tagger.setTagNames(["O", "B-X", "I-X"], scheme: .iob1)
+        let path = NSTemporaryDirectory() + "sdlstm-wrapper-tagger-\(getpid()).h5"
+        defer { unlink(path) }
+        try tagger.save(to: path)
+        let loaded = try Tagger.load(from: path)
+        XCTAssertEqual(loaded.tagNames?.names, ["O", "B-X", "I-X"])
+        XCTAssertEqual(loaded.tagNames?.scheme, .iob1)
+        XCTAssertEqual(loaded.config, tagger.config)
+        XCTAssertThrowsError(try LanguageModel.load(from: path))
+    }
 }

@@ -4,15 +4,21 @@
  *
  * Reads DIR/train.txt, dev.txt and test.txt: one token per line, its tag in the last column,
  * a blank line between sentences, `-DOCSTART-` lines skipped. Words are looked up lowercased and
- * with digits turned into 0 (both optional); the characters keep the word as written. Training
- * sentences are shuffled each epoch and batched with others of similar length; a training
- * singleton becomes <unk> with probability --unk-replace, so that <unk> learns what rare words
- * look like.
+ * with digits turned into 0 (both optional); the characters keep the word as written, so case
+ * reaches the model through them. Training sentences are shuffled each epoch and batched with
+ * others of similar length, each step's learning rate scaled by its batch's share of words (every
+ * word weighs the same). A training singleton becomes <unk> with probability --unk-replace, and
+ * any training word with probability --word-dropout, so that <unk> learns what rare words look
+ * like and the tagger learns to read unseen names from their characters and context.
+ *
+ * The defaults are the settings of the README's results, chosen by dev F1. Without pretrained
+ * embeddings, the 28 % of test entity words (18 % of dev's) that never occur in training are <unk>;
+ * word dropout, lowercased words and a longer, decaying schedule are what lifted dev F1.
  *
  * After each epoch the dev set is tagged and scored with the library's conlleval-compatible span
- * F1, and so is the test set; the test F1 reported is that of the epoch with the best dev F1, whose
- * test predictions go to --out in conlleval's input format (token, gold tag, predicted tag).
- * Progress goes to stderr; one JSON line with the results goes to stdout.
+ * F1; at each new best dev F1 the test set is tagged too. The test F1 reported is that of the epoch
+ * with the best dev F1, whose test predictions go to --out in conlleval's input format (token, gold
+ * tag, predicted tag). Progress goes to stderr; one JSON line with the results goes to stdout.
  *
  * Build: cc -std=c11 -O2 ner.c $(pkg-config --cflags --libs sdlstm) -lm -o sdlstm-ner
  */
@@ -107,14 +113,14 @@ static void usage(FILE *out) {
         "  --zeros 0|1       digits in words become 0 (1)\n"
         "  --min-count N     training words seen fewer times become <unk> (1)\n"
         "  --unk-replace F   probability a training singleton is read as <unk> (0.5)\n"
-        "  --word-dropout F  probability any training word is read as <unk> (0)\n"
-        "  --epochs N        training epochs (30)\n"
+        "  --word-dropout F  probability any training word is read as <unk> (0.4)\n"
+        "  --epochs N        training epochs (24)\n"
         "  --max-steps N     cap on training steps per epoch, 0 = no cap (0)\n"
         "  --batch N         sentences per batch (10)\n"
-        "  --lr F            learning rate for the mean word loss (1)\n"
+        "  --lr F            learning rate of an average batch (2)\n"
         "  --lr-decay F      factor applied to lr each epoch after --decay-after (0.9)\n"
-        "  --decay-after N   epochs trained at the full lr (5)\n"
-        "  --clip F          global gradient-norm clip, 0 = off (5)\n"
+        "  --decay-after N   epochs trained at the full lr (3)\n"
+        "  --clip F          global gradient-norm clip, 0 = off (1)\n"
         "  --init F          parameters start uniform in [-F, F] (0.1)\n"
         "  --policy P        none|variational|standard|structured|structured-fixed (structured)\n"
         "  --p-nr F          drop probability on INPUT, BETWEEN (layers >= 2), OUTPUT (0.5)\n"
@@ -206,14 +212,14 @@ static void parse_args(int argc, char **argv, options *o) {
         .zeros = 1,
         .min_count = 1,
         .unk_replace = 0.5,
-        .word_dropout = 0.0,
-        .epochs = 30,
+        .word_dropout = 0.4,
+        .epochs = 24,
         .max_steps = 0,
         .batch = 10,
-        .lr = 1.0,
+        .lr = 2.0,
         .lr_decay = 0.9,
-        .decay_after = 5,
-        .clip = 5.0,
+        .decay_after = 3,
+        .clip = 1.0,
         .init = 0.1,
         .policy = SDLSTM_POLICY_STRUCTURED,
         .policy_name = "structured",
@@ -914,9 +920,12 @@ static int32_t plan_epoch(const split *s, int32_t batch, uint64_t *rng, int32_t 
 static bool train_epoch(sdlstm_model *m, const dataset *d, const options *o, int32_t epoch, double lr,
                         uint64_t *rng, int32_t *order, int32_t *batch_start, batch_buffers *buf,
                         train_totals *tot) {
-    if (!ok(sdlstm_set_learning_rate(m, (float)lr), "sdlstm_set_learning_rate")) return false;
     const split *s = &d->train;
     int32_t batches = plan_epoch(s, o->batch, rng, order, batch_start);
+    /* The library's loss is the mean over a batch's words, and bucketing by length makes a batch
+     * of ten one-word headlines as heavy as one of ten long sentences. Scaling each step's rate by
+     * the batch's words over the average batch's gives every word the same weight. */
+    double words_per_batch = (double)s->tokens / batches;
     int64_t steps = batches;
     if (o->max_steps > 0 && o->max_steps < steps) steps = o->max_steps;
     int64_t report_every = steps >= 10 ? steps / 10 : 1;
@@ -933,6 +942,10 @@ static bool train_epoch(sdlstm_model *m, const dataset *d, const options *o, int
             fputs("ner: out of memory\n", stderr);
             return false;
         }
+        int64_t words = 0;
+        for (int32_t b = 0; b < n; b++) words += batch.lengths[b];
+        if (!ok(sdlstm_set_learning_rate(m, (float)(lr * (double)words / words_per_batch)), "sdlstm_set_learning_rate"))
+            return false;
         sdlstm_stats st = {.struct_size = sizeof st};
         sdlstm_status rc = sdlstm_step(m, &batch, &st);
         if (rc == SDLSTM_E_NUMERIC) {
