@@ -150,6 +150,7 @@ bench: deps
 	  $$bin model ptb-medium --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
 	  $$bin model ptb-large --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
 	  $$bin model ner --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
+	  $$bin model nmt --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
 	  if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
 	    OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/pytorch_reference.py --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
 	  else echo "bench: python3-torch not installed, no PyTorch reference" >&2; fi; \

@@ -1,6 +1,6 @@
 // sdlstm-bench: training-step and kernel benchmarks, one JSON line per configuration.
 //
-//   sdlstm-bench model ptb-medium|ptb-large|ner [--threads N] [--rounds N]
+//   sdlstm-bench model ptb-medium|ptb-large|ner|nmt [--threads N] [--rounds N]
 //   sdlstm-bench kernels [--threads N] [--rounds N]
 //
 // Variants are interleaved round by round, in a shuffled order, on one model (or one set of
@@ -331,8 +331,12 @@ do {
             try benchTagger()
             break
         }
+        if args.count >= 2 && args[1] == "nmt" {
+            try benchTranslator()
+            break
+        }
         guard args.count >= 2, let shape = shapes.first(where: { $0.name == args[1] }) else {
-            warn("sdlstm-bench model: shapes are \(shapes.map(\.name) + ["ner"])")
+            warn("sdlstm-bench model: shapes are \(shapes.map(\.name) + ["ner", "nmt"])")
             exit(2)
         }
         try benchModel(shape)
@@ -340,7 +344,7 @@ do {
         try benchMicroKernel()
         try benchKernels()
     default:
-        warn("usage: sdlstm-bench model ptb-medium|ptb-large|ner | kernels [--threads N] [--rounds N]")
+        warn("usage: sdlstm-bench model ptb-medium|ptb-large|ner|nmt | kernels [--threads N] [--rounds N]")
         exit(2)
     }
 } catch {
