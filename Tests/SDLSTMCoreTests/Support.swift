@@ -48,3 +48,19 @@ func assertClose(_ a: [Float], _ b: [Double], atol: Double, rtol: Double, _ what
     }
     XCTAssert(at < 0, "\(what)[\(at)]: \(at < 0 ? 0 : a[at]) vs \(at < 0 ? 0 : b[at])", file: file, line: line)
 }
+
+/// Central finite differences of `loss` with respect to every entry of `param`. eps balances
+/// truncation (O(eps²)) against float rounding of the loss (~1e-7 / eps).
+func numericGradient(_ param: Parameter, eps: Float = 1e-2, _ loss: () throws -> Double) rethrows -> [Double] {
+    var numeric = [Double](repeating: 0, count: param.count)
+    for i in 0..<param.count {
+        let saved = param.value[i]
+        param.value[i] = saved + eps
+        let up = try loss()
+        param.value[i] = saved - eps
+        let down = try loss()
+        param.value[i] = saved
+        numeric[i] = (up - down) / Double(2 * eps)
+    }
+    return numeric
+}
