@@ -126,9 +126,9 @@ final class TaggerTests: XCTestCase {
         let m = makeModel(taggerConfig())
         defer { sdlstm_model_free(m) }
         XCTAssertEqual(setNames(m, names), OK, lastError())
-        XCTAssertEqual(sdlstm_set_dropout(m, SDLSTM_SITE_INPUT, SDLSTM_POLICY_STRUCTURED, 0.3), OK, lastError())
+        XCTAssertEqual(sdlstm_set_dropout(m, SDLSTM_SITE_INPUT, SDLSTM_POLICY_STRUCTURED, 0.5), OK, lastError())
         XCTAssertEqual(sdlstm_set_dropout(m, SDLSTM_SITE_OUTPUT, SDLSTM_POLICY_STANDARD, 0.3), OK, lastError())
-        XCTAssertEqual(sdlstm_set_dropout(m, SDLSTM_SITE_RECURRENT, SDLSTM_POLICY_STRUCTURED, 0.3), OK, lastError())
+        XCTAssertEqual(sdlstm_set_dropout(m, SDLSTM_SITE_RECURRENT, SDLSTM_POLICY_STRUCTURED, 0.5), OK, lastError())
         XCTAssertEqual(sdlstm_set_dropout(m, SDLSTM_SITE_BETWEEN, SDLSTM_POLICY_STRUCTURED, 0.3), E_INVALID, "one layer has no between site")
         XCTAssertEqual(sdlstm_set_learning_rate(m, 2), OK)
         let batch = TagBatch()

@@ -57,7 +57,7 @@ final class StructuredGEMMTests: XCTestCase {
     }
 
     func testStructuredBatchTwenty() throws { try check(steps: 5, batch: 20, width: 37, outputs: 150, policy: .structured, p: 0.5) }
-    func testStructuredWideBatch() throws { try check(steps: 3, batch: 30, width: 19, outputs: 64, policy: .structured, p: 0.35) }
+    func testStructuredWideBatch() throws { try check(steps: 3, batch: 30, width: 19, outputs: 64, policy: .structured, p: 0.45) }
     func testStructuredFixedSmall() throws { try check(steps: 4, batch: 3, width: 11, outputs: 7, policy: .structuredFixed, p: 0.6) }
     func testStructuredTilesAcrossOutputs() throws {
         // More outputs than one tile holds for this width, so several tiles accumulate.
@@ -71,7 +71,7 @@ final class StructuredGEMMTests: XCTestCase {
     }
 
     func testThreadsSplitTheUnitsOfASingleStep() throws {
-        try check(steps: 1, batch: 9, width: 45, outputs: 100, policy: .structured, p: 0.3, threads: 2)
+        try check(steps: 1, batch: 9, width: 45, outputs: 100, policy: .structured, p: 0.4, threads: 2)
     }
 
     /// Threads split columns and steps, never a sum: any thread count gives the same bits.

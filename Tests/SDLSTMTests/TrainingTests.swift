@@ -51,7 +51,7 @@ final class TrainingTests: XCTestCase {
         try model.setLearningRate(10)
         try model.setClipNorm(0.25)
         for site in [DropoutSite.input, .between, .output] {
-            try model.setDropout(.structured, p: 0.3, at: site)
+            try model.setDropout(.structured, p: 0.4, at: site)
         }
 
         let t0 = Date()
