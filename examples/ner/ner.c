@@ -649,16 +649,6 @@ static bool write_predictions(const char *path, const dataset *d, const split *s
 /* Training                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
-typedef struct train_totals {
-    int64_t steps;          /* successful steps, all epochs */
-    int64_t numeric_skips;  /* steps the library refused with SDLSTM_E_NUMERIC */
-    int64_t tokens;         /* training words of successful steps */
-    double seconds;         /* time spent in training steps, evaluation excluded */
-    double skipped_sum;     /* sum over steps of skipped_macs_fraction */
-    double last_epoch_loss; /* word-weighted loss sum of the last epoch */
-    int64_t last_epoch_tokens;
-} train_totals;
-
 /* Batches of one epoch: shuffle, sort pools of 50 batches by length (little padding), cut them into
  * batches, shuffle the batches. batch_start[k] indexes order. */
 static int32_t plan_epoch(const split *s, int32_t batch, uint64_t *rng, int32_t *order, int32_t *batch_start) {
