@@ -57,7 +57,7 @@ $(LM): examples/lm/lm.c examples/common/example.h include/sdlstm.h lib
 	@mkdir -p build/bin
 	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
 
-build/bin/sdlstm-ner: examples/ner/ner.c include/sdlstm.h lib
+build/bin/sdlstm-ner: examples/ner/ner.c examples/common/example.h include/sdlstm.h lib
 	@mkdir -p build/bin
 	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
 

@@ -1,7 +1,7 @@
 /*
  * example.h — what the example programs share: flag parsing, reporting failed library calls,
- * dropout set-up, timing, a string -> id hash map, file reading, a small random generator and
- * JSON numbers.
+ * dropout set-up, training totals, timing, a string -> id hash map, file reading, a small random
+ * generator and JSON numbers.
  *
  * Header-only, so that each example still builds from its one .c file with one cc command. Before
  * including it, a program defines _POSIX_C_SOURCE (200809L: clock_gettime, strtok_r, strdup) and
@@ -147,6 +147,22 @@ static inline bool set_dropout_sites(sdlstm_model *m, sdlstm_policy policy, doub
     return p_rh <= 0 ||
            ok(sdlstm_set_dropout(m, SDLSTM_SITE_RECURRENT, policy, (float)p_rh), "sdlstm_set_dropout(RECURRENT)");
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Training                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* What a run's training steps add up to, over all epochs and for the last one. Tokens are the
+ * library's count (sdlstm_stats.tokens), the ones its loss is a mean over. */
+typedef struct train_totals {
+    int64_t steps;          /* successful steps, all epochs */
+    int64_t numeric_skips;  /* steps the library refused with SDLSTM_E_NUMERIC */
+    int64_t tokens;         /* tokens of successful steps */
+    double seconds;         /* time spent in training steps, evaluation excluded */
+    double skipped_sum;     /* sum over steps of skipped_macs_fraction */
+    double last_epoch_loss; /* token-weighted loss sum of the last epoch */
+    int64_t last_epoch_tokens;
+} train_totals;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Time and output                                                                             */

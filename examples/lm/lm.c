@@ -509,16 +509,6 @@ static bool evaluate(sdlstm_model *m, batcher *b, double *ppl) {
 /* Training                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
-typedef struct train_totals {
-    int64_t steps;          /* successful steps, all epochs */
-    int64_t numeric_skips;  /* steps the library refused with SDLSTM_E_NUMERIC */
-    int64_t tokens;         /* training tokens of successful steps */
-    double seconds;         /* time spent in training steps, evaluation excluded */
-    double skipped_sum;     /* sum over steps of skipped_macs_fraction */
-    double last_epoch_loss; /* token-weighted loss sum of the last epoch */
-    int64_t last_epoch_tokens;
-} train_totals;
-
 /* One pass over the training streams. Returns false if the library failed. */
 static bool train_epoch(sdlstm_model *m, batcher *b, const options *o, int32_t epoch, double lr,
                         train_totals *tot) {

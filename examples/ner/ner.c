@@ -20,13 +20,15 @@
  * with the best dev F1, whose test predictions go to --out in conlleval's input format (token, gold
  * tag, predicted tag). Progress goes to stderr; one JSON line with the results goes to stdout.
  *
- * Build: cc -std=c11 -O2 ner.c $(pkg-config --cflags --libs sdlstm) -lm -o sdlstm-ner
+ * Build (in examples/ner, for ../common/example.h):
+ *   cc -std=c11 -O2 ner.c $(pkg-config --cflags --libs sdlstm) -lm -o sdlstm-ner
  */
 #define _POSIX_C_SOURCE 200809L
 
+#define EXAMPLE_NAME "ner"
+
 #include <ctype.h>
 #include <errno.h>
-#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -34,9 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "sdlstm.h"
+#include "../common/example.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Arguments                                                                                   */
@@ -73,17 +74,6 @@ typedef struct options {
     int32_t threads;
     uint64_t seed;
 } options;
-
-static const struct {
-    const char *name;
-    sdlstm_policy policy;
-} policies[] = {
-    {"none", SDLSTM_POLICY_NONE},
-    {"variational", SDLSTM_POLICY_VARIATIONAL},
-    {"standard", SDLSTM_POLICY_STANDARD},
-    {"structured", SDLSTM_POLICY_STRUCTURED},
-    {"structured-fixed", SDLSTM_POLICY_STRUCTURED_FIXED},
-};
 
 static const struct {
     const char *name;
@@ -129,71 +119,6 @@ static void usage(FILE *out) {
         "  --seed N          initialisation, dropout and shuffling seed (1)\n"
         "  --help            this text\n",
         out);
-}
-
-/* The message is the three parts joined, which keeps every format string a literal. */
-_Noreturn static void bad_usage(const char *a, const char *b, const char *c) {
-    fprintf(stderr, "ner: %s%s%s\n\n", a, b, c);
-    usage(stderr);
-    exit(2);
-}
-
-static int32_t parse_int(const char *flag, const char *text, long long min, long long max) {
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || errno == ERANGE || v < min || v > max) {
-        char range[64];
-        snprintf(range, sizeof range, "an integer in [%lld, %lld]", min, max);
-        bad_usage(flag, " needs ", range);
-    }
-    return (int32_t)v;
-}
-
-static int64_t parse_int64(const char *flag, const char *text, long long min) {
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || errno == ERANGE || v < min) {
-        char range[64];
-        snprintf(range, sizeof range, "an integer >= %lld", min);
-        bad_usage(flag, " needs ", range);
-    }
-    return (int64_t)v;
-}
-
-static uint64_t parse_u64(const char *flag, const char *text) {
-    char *end = NULL;
-    errno = 0;
-    /* strtoull silently negates "-1" into a huge value; refuse a sign outright. */
-    if (strchr(text, '-') != NULL) bad_usage(flag, " needs ", "a non-negative integer");
-    unsigned long long v = strtoull(text, &end, 10);
-    if (end == text || *end != '\0' || errno == ERANGE)
-        bad_usage(flag, " needs ", "a non-negative integer");
-    return (uint64_t)v;
-}
-
-/* Parses a finite number that must be > 0 (positive), >= 0, or a probability in [0, 1). */
-typedef enum real_range { POSITIVE, NON_NEGATIVE, PROBABILITY, UNIT } real_range;
-
-static double parse_real(const char *flag, const char *text, real_range range) {
-    static const char *const need[] = {"a number > 0", "a number >= 0", "a probability in [0, 1)",
-                                       "a probability in [0, 1]"};
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(text, &end);
-    /* The library takes floats, so anything beyond FLT_MAX would arrive as infinity. */
-    bool valid = end != text && *end == '\0' && errno != ERANGE && isfinite(v) && fabs(v) <= FLT_MAX;
-    if (valid) {
-        switch (range) {
-        case POSITIVE: valid = v > 0; break;
-        case NON_NEGATIVE: valid = v >= 0; break;
-        case PROBABILITY: valid = v >= 0 && v < 1; break;
-        case UNIT: valid = v >= 0 && v <= 1; break;
-        }
-    }
-    if (!valid) bad_usage(flag, " needs ", need[range]);
-    return v;
 }
 
 static void parse_args(int argc, char **argv, options *o) {
@@ -265,9 +190,8 @@ static void parse_args(int argc, char **argv, options *o) {
         else if (strcmp(flag, "--threads") == 0) o->threads = parse_int(flag, v, 1, 4096);
         else if (strcmp(flag, "--seed") == 0) o->seed = parse_u64(flag, v);
         else if (strcmp(flag, "--policy") == 0) {
-            size_t n = sizeof policies / sizeof policies[0], k = 0;
-            while (k < n && strcmp(v, policies[k].name) != 0) k++;
-            if (k == n) bad_usage("unknown policy '", v, "'");
+            int k = find_policy(v);
+            if (k < 0) bad_usage("unknown policy '", v, "'");
             o->policy = policies[k].policy;
             o->policy_name = policies[k].name;
         } else if (strcmp(flag, "--scheme") == 0) {
@@ -285,85 +209,6 @@ static void parse_args(int argc, char **argv, options *o) {
     if (o->char_hidden % 2 != 0) bad_usage("--char-hidden must be even (half per direction)", "", "");
     /* Without a policy nothing is dropped; reporting the default p would mislabel the run. */
     if (o->policy == SDLSTM_POLICY_NONE) o->p_nr = o->p_rh = 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Vocabulary                                                                                  */
-/* ------------------------------------------------------------------------------------------ */
-
-/* Open-addressing hash from string to id; the strings are owned by the caller and must outlive it. */
-typedef struct vocab {
-    const char **words; /* id -> string */
-    int32_t size;
-    int32_t words_cap;
-    int32_t *slots; /* hash slot -> id, -1 = empty */
-    size_t slots_cap; /* a power of two, kept at least twice size so probes stay short */
-} vocab;
-
-static uint64_t hash_word(const char *s) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static int32_t vocab_find(const vocab *v, const char *word) {
-    size_t mask = v->slots_cap - 1;
-    for (size_t i = hash_word(word) & mask;; i = (i + 1) & mask) {
-        int32_t id = v->slots[i];
-        if (id < 0 || strcmp(v->words[id], word) == 0) return id;
-    }
-}
-
-static bool vocab_init(vocab *v) {
-    *v = (vocab){0};
-    v->slots_cap = 1u << 14;
-    v->words_cap = 1 << 12;
-    v->slots = malloc(v->slots_cap * sizeof *v->slots);
-    v->words = malloc((size_t)v->words_cap * sizeof *v->words);
-    if (!v->slots || !v->words) return false;
-    memset(v->slots, 0xff, v->slots_cap * sizeof *v->slots);
-    return true;
-}
-
-static void vocab_free(vocab *v) {
-    free(v->slots);
-    free(v->words);
-    *v = (vocab){0};
-}
-
-static bool vocab_grow_slots(vocab *v) {
-    size_t cap = v->slots_cap * 2;
-    int32_t *slots = malloc(cap * sizeof *slots);
-    if (!slots) return false;
-    memset(slots, 0xff, cap * sizeof *slots);
-    for (int32_t id = 0; id < v->size; id++) {
-        size_t i = hash_word(v->words[id]) & (cap - 1);
-        while (slots[i] >= 0) i = (i + 1) & (cap - 1);
-        slots[i] = id;
-    }
-    free(v->slots);
-    v->slots = slots;
-    v->slots_cap = cap;
-    return true;
-}
-
-/* Returns the word's id, adding it if new; -1 when out of memory. */
-static int32_t vocab_add(vocab *v, const char *word) {
-    int32_t id = vocab_find(v, word);
-    if (id >= 0) return id;
-    if ((size_t)v->size * 2 >= v->slots_cap && !vocab_grow_slots(v)) return -1;
-    if (v->size == v->words_cap) {
-        if (v->words_cap > INT32_MAX / 2) return -1;
-        const char **words = realloc(v->words, (size_t)v->words_cap * 2 * sizeof *words);
-        if (!words) return -1;
-        v->words = words;
-        v->words_cap *= 2;
-    }
-    size_t mask = v->slots_cap - 1, i = hash_word(word) & mask;
-    while (v->slots[i] >= 0) i = (i + 1) & mask;
-    v->slots[i] = v->size;
-    v->words[v->size] = word;
-    return v->size++;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -399,43 +244,6 @@ static void split_free(split *s) {
     *s = (split){0};
 }
 
-/* Reads a whole file into a NUL-terminated buffer. */
-static char *read_file(const char *dir, const char *name) {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
-        fprintf(stderr, "ner: path too long: %s/%s\n", dir, name);
-        return NULL;
-    }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "ner: cannot open %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        len += fread(buf + len, 1, cap - len - 1, f);
-        if (ferror(f)) {
-            fprintf(stderr, "ner: cannot read %s: %s\n", path, strerror(errno));
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        if (feof(f)) break;
-        char *bigger = realloc(buf, cap * 2);
-        if (!bigger) free(buf);
-        buf = bigger;
-        cap *= 2;
-    }
-    fclose(f);
-    if (!buf) {
-        fputs("ner: out of memory reading the data\n", stderr);
-        return NULL;
-    }
-    buf[len] = '\0';
-    return buf;
-}
-
 /* Grows an array of n_cap elements of size `size` to hold index n. */
 static bool reserve(void **array, int64_t *cap, int64_t n, size_t size) {
     if (n < *cap) return true;
@@ -461,7 +269,7 @@ static char *word_key(const char *word, const options *o) {
 /* Parses DIR/name: tokens with at least two columns, blank lines between sentences. */
 static bool load_split(const char *dir, const char *name, const options *o, split *s) {
     *s = (split){0};
-    s->text = read_file(dir, name);
+    s->text = read_file(dir, name, NULL);
     if (!s->text) return false;
     int64_t tok_cap = 0, sent_cap = 0, sent_cap2 = 0, key_cap = 0, tag_cap = 0;
     int32_t current = 0; /* tokens in the sentence being read */
@@ -630,16 +438,6 @@ oom:
 /* Batching                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
-/* xorshift64*: shuffling and <unk> replacement, independent of the library's own stream. */
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ull;
-}
-
-static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
-
 /* The arrays of one sdlstm_batch, sized for the largest batch a split can produce. */
 typedef struct batch_buffers {
     int32_t *inputs, *targets, *lengths, *chars, *word_lengths;
@@ -732,31 +530,9 @@ static int by_length(const void *a, const void *b) {
     return *(const int32_t *)a < *(const int32_t *)b ? -1 : 1;
 }
 
-static void shuffle(int32_t *a, int32_t n, uint64_t *rng) {
-    for (int32_t i = n - 1; i > 0; i--) {
-        int32_t j = (int32_t)(rng_next(rng) % (uint64_t)(i + 1));
-        int32_t t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Model set-up                                                                                */
 /* ------------------------------------------------------------------------------------------ */
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Reports a failed library call; returns whether the call succeeded. */
-static bool ok(sdlstm_status s, const char *what) {
-    if (s == SDLSTM_OK) return true;
-    fprintf(stderr, "ner: %s failed: %s: %s\n", what, sdlstm_status_name(s), sdlstm_last_error());
-    return false;
-}
 
 static sdlstm_model *make_model(const options *o, const dataset *d) {
     sdlstm_config cfg = {.struct_size = sizeof cfg};
@@ -776,23 +552,14 @@ static sdlstm_model *make_model(const options *o, const dataset *d) {
     sdlstm_model *m = NULL;
     if (!ok(sdlstm_model_create(&cfg, &m), "sdlstm_model_create")) return NULL;
 
+    /* The dropout sites: INPUT is the word representation entering the BiLSTM, OUTPUT the BiLSTM
+     * output entering the tag projection. */
     bool good = ok(sdlstm_set_tag_names(m, d->tag_names, d->tags.size, o->scheme), "sdlstm_set_tag_names") &&
                 ok(sdlstm_set_optimizer(m, SDLSTM_OPTIMIZER_SGD), "sdlstm_set_optimizer") &&
                 ok(sdlstm_set_learning_rate(m, (float)o->lr), "sdlstm_set_learning_rate") &&
                 ok(sdlstm_set_clip_norm(m, (float)o->clip), "sdlstm_set_clip_norm") &&
-                ok(sdlstm_set_num_threads(m, o->threads), "sdlstm_set_num_threads");
-    /* Non-recurrent dropout: the word representation entering the BiLSTM, between layers, and the
-     * BiLSTM output entering the tag projection. The recurrent site is a separate knob. */
-    if (good && o->policy != SDLSTM_POLICY_NONE && o->p_nr > 0) {
-        float p = (float)o->p_nr;
-        good = ok(sdlstm_set_dropout(m, SDLSTM_SITE_INPUT, o->policy, p), "sdlstm_set_dropout(INPUT)") &&
-               (o->layers < 2 ||
-                ok(sdlstm_set_dropout(m, SDLSTM_SITE_BETWEEN, o->policy, p), "sdlstm_set_dropout(BETWEEN)")) &&
-               ok(sdlstm_set_dropout(m, SDLSTM_SITE_OUTPUT, o->policy, p), "sdlstm_set_dropout(OUTPUT)");
-    }
-    if (good && o->policy != SDLSTM_POLICY_NONE && o->p_rh > 0)
-        good = ok(sdlstm_set_dropout(m, SDLSTM_SITE_RECURRENT, o->policy, (float)o->p_rh),
-                  "sdlstm_set_dropout(RECURRENT)");
+                ok(sdlstm_set_num_threads(m, o->threads), "sdlstm_set_num_threads") &&
+                set_dropout_sites(m, o->policy, o->p_nr, o->p_rh, o->layers);
     if (!good) {
         sdlstm_model_free(m);
         return NULL;
@@ -881,24 +648,6 @@ static bool write_predictions(const char *path, const dataset *d, const split *s
 /* ------------------------------------------------------------------------------------------ */
 /* Training                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
-
-typedef struct train_totals {
-    int64_t steps;          /* successful steps, all epochs */
-    int64_t numeric_skips;  /* steps the library refused with SDLSTM_E_NUMERIC */
-    int64_t tokens;         /* training words of successful steps */
-    double seconds;         /* time spent in training steps, evaluation excluded */
-    double skipped_sum;     /* sum over steps of skipped_macs_fraction */
-    double last_epoch_loss; /* word-weighted loss sum of the last epoch */
-    int64_t last_epoch_tokens;
-} train_totals;
-
-static void format_duration(char *out, size_t n, double s) {
-    if (!isfinite(s) || s < 0) s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(out, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
-    else if (t >= 60) snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
-    else snprintf(out, n, "%lds", t);
-}
 
 /* Batches of one epoch: shuffle, sort pools of 50 batches by length (little padding), cut them into
  * batches, shuffle the batches. batch_start[k] indexes order. */
@@ -989,12 +738,6 @@ static bool train_epoch(sdlstm_model *m, const dataset *d, const options *o, int
 /* Output                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-/* JSON has no NaN or infinity; a diverged run reports null instead of invalid JSON. */
-static void json_number(const char *key, double v) {
-    if (isfinite(v)) printf(",\"%s\":%.6g", key, v);
-    else printf(",\"%s\":null", key);
-}
-
 static void print_result(const options *o, const dataset *d, const train_totals *tot, int32_t best_epoch,
                          double dev_f1, double test_f1, double seconds) {
     printf("{\"task\":\"ner\",\"policy\":\"%s\"", o->policy_name);
@@ -1067,8 +810,7 @@ int main(int argc, char **argv) {
             o.layers, o.hidden, o.embed, o.char_embed, o.char_hidden, o.crf ? "CRF" : "softmax", params,
             o.policy_name, o.p_nr, o.p_rh);
 
-    uint64_t rng = o.seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
-    if (rng == 0) rng = 1;
+    uint64_t rng = rng_seed(o.seed);
     train_totals tot = {0};
     double best_dev = -1, best_test = NAN;
     int32_t best_epoch = 0;

@@ -1052,16 +1052,6 @@ static bool write_lines(const char *path, char *const *lines, int32_t n) {
 /* Training                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
-typedef struct train_totals {
-    int64_t steps;          /* successful steps, all epochs */
-    int64_t numeric_skips;  /* steps the library refused with SDLSTM_E_NUMERIC */
-    int64_t tokens;         /* target tokens of successful steps */
-    double seconds;         /* time spent in training steps, evaluation excluded */
-    double skipped_sum;     /* sum over steps of skipped_macs_fraction */
-    double last_epoch_loss; /* token-weighted loss sum of the last epoch */
-    int64_t last_epoch_tokens;
-} train_totals;
-
 static bool train_epoch(sdlstm_model *m, const dataset *d, const options *o, int32_t epoch, double lr,
                         uint64_t *rng, int32_t *order, int32_t *batch_start, batch_buffers *buf,
                         train_totals *tot) {
