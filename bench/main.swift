@@ -1,6 +1,6 @@
 // sdlstm-bench: training-step and kernel benchmarks, one JSON line per configuration.
 //
-//   sdlstm-bench model ptb-medium|ptb-large|ner|nmt [--threads N] [--rounds N]
+//   sdlstm-bench model ptb-medium|ptb-large|ner|nmt [--threads N] [--rounds N] [--p-percent N (nmt)]
 //   sdlstm-bench kernels [--threads N] [--rounds N]
 //
 // Variants are interleaved round by round, in a shuffled order, on one model (or one set of

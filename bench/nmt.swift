@@ -3,11 +3,11 @@ import SDLSTMCore
 /// The translation shape: 64 pairs of 20-token sources and 20-token targets (22 ids with
 /// <bos> and <eos>, 21 predicted), vocabularies of 10,000 on both sides, embedding 500, 2 layers ×
 /// 500 with a bidirectional encoder and input feeding (OpenNMT-py's RNN defaults); dropout p = 0.3
-/// (OpenNMT-py's default) on the input, between and output sites. Random ids: the step's cost does
-/// not depend on them.
+/// (OpenNMT-py's default; `--p-percent N` for another) on the input, between and output sites.
+/// Random ids: the step's cost does not depend on them.
 func benchTranslator() throws {
     let (b, s, t, vocab) = (64, 20, 22, 10_000)
-    let p: Float = 0.3
+    let p = Float(option("--p-percent", 30)) / 100
     let model = try Translator(ModelConfig(task: .seq2seq))
     try model.setNumThreads(threads)
     model.optimizer.learningRate = 1
