@@ -107,7 +107,8 @@ func onlyRequested(_ variants: [Variant]) -> [Variant] {
 /// One JSON line per variant: the median step, words/s, and the ratio to standard dropout on the same sites.
 func report(_ variants: [Variant], _ fields: [(String, Any)], words: Int, p: Float) {
     let rss = peakRSSMiB()
-    let baseline = { (rh: Bool) in median(variants.first { $0.policy == .standard && $0.rh == rh }!.times) }
+    // BENCH_ONLY may leave out standard dropout: then there is no ratio to report (NaN → null).
+    let baseline = { (rh: Bool) in variants.first { $0.policy == .standard && $0.rh == rh }.map { median($0.times) } ?? .nan }
     for v in variants {
         let ms = median(v.times) * 1000
         print(json([("model", fields[0].1), ("policy", policyName(v.policy)), ("sites", v.rh ? "NR+RH" : "NR"),
