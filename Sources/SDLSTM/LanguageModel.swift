@@ -46,9 +46,7 @@ public final class LanguageModel: TrainableModel {
         try SDLSTMError.check(sdlstm_reset_state(handle))
     }
 
-    private typealias BatchCall = (OpaquePointer?, UnsafePointer<sdlstm_batch>?, UnsafeMutablePointer<sdlstm_stats>?) -> sdlstm_status
-
-    private func run(_ call: BatchCall, inputs: [Int32], targets: [Int32],
+    private func run(_ call: @escaping BatchCall, inputs: [Int32], targets: [Int32],
                      batchSize: Int, seqLen: Int) throws(SDLSTMError) -> StepStats {
         let b = try SDLSTMError.int32(batchSize, "batchSize")
         let t = try SDLSTMError.int32(seqLen, "seqLen")
@@ -60,17 +58,15 @@ public final class LanguageModel: TrainableModel {
                 throw SDLSTMError(.invalid, "\(name) has \(count) ids, expected batchSize * seqLen = \(batchSize) * \(seqLen)")
             }
         }
-        var stats = sdlstm_stats()
-        stats.struct_size = MemoryLayout<sdlstm_stats>.size
-        let status = inputs.withUnsafeBufferPointer { inp in
-            targets.withUnsafeBufferPointer { tgt in
-                var batch = sdlstm_batch()
-                batch.struct_size = MemoryLayout<sdlstm_batch>.size
-                (batch.batch_size, batch.seq_len, batch.inputs, batch.targets) = (b, t, inp.baseAddress, tgt.baseAddress)
-                return call(handle, &batch, &stats)
+        return try stats(of: call) { body in
+            inputs.withUnsafeBufferPointer { inp in
+                targets.withUnsafeBufferPointer { tgt in
+                    var batch = sdlstm_batch()
+                    batch.struct_size = MemoryLayout<sdlstm_batch>.size
+                    (batch.batch_size, batch.seq_len, batch.inputs, batch.targets) = (b, t, inp.baseAddress, tgt.baseAddress)
+                    return body(&batch)
+                }
             }
         }
-        try SDLSTMError.check(status)
-        return StepStats(stats)
     }
 }

@@ -90,15 +90,9 @@ public final class Tagger: TrainableModel {
         return sentences.indices.map { b in Array(out[(b * padded.seqLen)..<(b * padded.seqLen + sentences[b].words.count)]) }
     }
 
-    private typealias BatchCall = (OpaquePointer?, UnsafePointer<sdlstm_batch>?, UnsafeMutablePointer<sdlstm_stats>?) -> sdlstm_status
-
-    private func run(_ call: BatchCall, _ sentences: [TaggedSentence]) throws(SDLSTMError) -> StepStats {
+    private func run(_ call: @escaping BatchCall, _ sentences: [TaggedSentence]) throws(SDLSTMError) -> StepStats {
         let padded = try PaddedBatch(sentences, withTags: true)
-        var stats = sdlstm_stats()
-        stats.struct_size = MemoryLayout<sdlstm_stats>.size
-        let status = padded.with { call(handle, $0, &stats) }
-        try SDLSTMError.check(status)
-        return StepStats(stats)
+        return try stats(of: call) { padded.with($0) }
     }
 }
 

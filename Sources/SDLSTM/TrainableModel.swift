@@ -47,3 +47,17 @@ extension TrainableModel {
         try SDLSTMError.check(sdlstm_seed(handle, seed))
     }
 }
+
+/// sdlstm_step or sdlstm_evaluate.
+typealias BatchCall = (OpaquePointer?, UnsafePointer<sdlstm_batch>?, UnsafeMutablePointer<sdlstm_stats>?) -> sdlstm_status
+
+extension TrainableModel {
+    /// Runs `call` on the batch that `withBatch` lays out and returns what it measured.
+    func stats(of call: @escaping BatchCall,
+               _ withBatch: ((UnsafePointer<sdlstm_batch>) -> sdlstm_status) -> sdlstm_status) throws(SDLSTMError) -> StepStats {
+        var stats = sdlstm_stats()
+        stats.struct_size = MemoryLayout<sdlstm_stats>.size
+        try SDLSTMError.check(withBatch { call(handle, $0, &stats) })
+        return StepStats(stats)
+    }
+}

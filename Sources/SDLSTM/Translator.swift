@@ -132,15 +132,9 @@ public final class Translator: TrainableModel {
         }
     }
 
-    private typealias BatchCall = (OpaquePointer?, UnsafePointer<sdlstm_batch>?, UnsafeMutablePointer<sdlstm_stats>?) -> sdlstm_status
-
-    private func run(_ call: BatchCall, _ pairs: [SentencePair]) throws(SDLSTMError) -> StepStats {
+    private func run(_ call: @escaping BatchCall, _ pairs: [SentencePair]) throws(SDLSTMError) -> StepStats {
         let padded = try Padded(pairs, bos: bos, eos: eos)
-        var stats = sdlstm_stats()
-        stats.struct_size = MemoryLayout<sdlstm_stats>.size
-        let status = padded.with { call(handle, $0, &stats) }
-        try SDLSTMError.check(status)
-        return StepStats(stats)
+        return try stats(of: call) { padded.with($0) }
     }
 }
 
