@@ -57,3 +57,10 @@ public final class IndexBuffer {
 
     deinit { free(ptr) }
 }
+
+
+/// a ← count copies of value, in a's storage once it is large enough (no allocation per step).
+func refill<T>(_ a: inout [T], _ value: T, count: Int) {
+    a.removeAll(keepingCapacity: true)
+    a.append(contentsOf: repeatElement(value, count: count))
+}

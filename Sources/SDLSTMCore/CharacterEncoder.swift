@@ -39,7 +39,7 @@ public final class CharacterEncoder {
     /// chars[positions[i] * W ..< + wordLengths[positions[i]]].
     func forward(chars: UnsafePointer<Int32>, wordLengths: UnsafePointer<Int32>, positions: [Int]) {
         let w = maxLength
-        ids = [Int32](repeating: 0, count: words * w)
+        refill(&ids, 0, count: words * w)
         lengths = positions.map { Int(wordLengths[$0]) }
         for (i, p) in positions.enumerated() {
             for c in 0..<lengths[i] { ids[i * w + c] = chars[p * w + c] }

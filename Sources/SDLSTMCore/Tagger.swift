@@ -216,7 +216,7 @@ public final class Tagger: Model {
         self.batch = b
         self.lengths = lengths
         realWords = words
-        wordIDs = [Int32](repeating: 0, count: b * t)
+        refill(&wordIDs, 0, count: b * t)
         wordRows.removeAll(keepingCapacity: true)
         wordPositions.removeAll(keepingCapacity: true)
         for j in 0..<t {

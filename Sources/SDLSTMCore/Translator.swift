@@ -147,8 +147,8 @@ public final class Translator: Model {
         // The decoder reads ids 0 … n_b of each row and predicts ids 1 … n_b + 1.
         let steps = tt - 1
         targetSteps = steps
-        decoderIDs = [Int32](repeating: 0, count: b * steps)
-        gold = [Int32](repeating: -1, count: b * steps)
+        refill(&decoderIDs, 0, count: b * steps)
+        refill(&gold, -1, count: b * steps)
         predicted = 0
         for i in 0..<b {
             for t in 0..<(targetLengths[i] - 1) {
@@ -193,7 +193,7 @@ public final class Translator: Model {
     func prepareEncoder(_ ids: UnsafePointer<Int32>, lengths: [Int], steps: Int) throws(SDLSTMError) {
         let b = lengths.count
         (sourceSteps, batch, sourceLengths) = (steps, b, lengths)
-        sourceIDs = [Int32](repeating: 0, count: b * steps)
+        refill(&sourceIDs, 0, count: b * steps)
         for i in 0..<b { for j in 0..<lengths[i] { sourceIDs[i * steps + j] = ids[i * steps + j] } }
         try sourceEmbedding.prepare(steps: steps, batch: b)
         for layer in encoder { try layer.prepare(steps: steps, batch: b) }
