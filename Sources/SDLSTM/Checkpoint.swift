@@ -31,14 +31,7 @@ extension LanguageModel {
     /// stream, string tables and metadata, and the carried state if it was saved.
     /// `.io` for a missing or unreadable file, `.format` for anything wrong inside it.
     public static func load(from path: String) throws(SDLSTMError) -> LanguageModel {
-        let handle = try loadCheckpoint(path)
-        var c = sdlstm_config()
-        c.struct_size = MemoryLayout<sdlstm_config>.size
-        guard sdlstm_model_get_config(handle, &c) == SDLSTM_OK, c.task == SDLSTM_TASK_LANGUAGE_MODEL else {
-            sdlstm_model_free(handle)
-            throw SDLSTMError(.invalid, "\(path) holds a model of task \(c.task.rawValue), not a language model")
-        }
-        return LanguageModel(adopting: handle)
+        LanguageModel(adopting: try loadCheckpoint(path, task: SDLSTM_TASK_LANGUAGE_MODEL, "a language model"))
     }
 
     /// Sets the epoch counter (>= 0) and restarts `progress.epochStep`; call it as each epoch begins.
@@ -78,10 +71,16 @@ func saveCheckpoint(_ handle: OpaquePointer, _ path: String, _ carriedState: Boo
     try SDLSTMError.check(sdlstm_save(handle, path, UInt32(flags.rawValue)))
 }
 
-func loadCheckpoint(_ path: String) throws(SDLSTMError) -> OpaquePointer {
+/// The model a checkpoint holds, which must be of `task` (`what` names it in the error).
+func loadCheckpoint(_ path: String, task: sdlstm_task, _ what: String) throws(SDLSTMError) -> OpaquePointer {
     var out: OpaquePointer?
     try SDLSTMError.check(sdlstm_load(path, &out))
     guard let out else { throw SDLSTMError(.invalid, "sdlstm_load returned no model") }
+    let c = readConfig(out)
+    guard c.task == task else {
+        sdlstm_model_free(out)
+        throw SDLSTMError(.invalid, "\(path) holds a model of task \(c.task.rawValue), not \(what)")
+    }
     return out
 }
 

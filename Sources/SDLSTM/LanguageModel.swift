@@ -8,11 +8,7 @@ public final class LanguageModel: TrainableModel {
 
     /// Creates a model with freshly initialised parameters, no dropout, SGD with learning rate 1.
     public init(_ config: LanguageModelConfig) throws(SDLSTMError) {
-        var c = try config.cConfig()
-        var out: OpaquePointer?
-        try SDLSTMError.check(sdlstm_model_create(&c, &out))
-        guard let out else { throw SDLSTMError(.invalid, "sdlstm_model_create returned no model") }
-        handle = out
+        handle = try createHandle(try config.cConfig())
     }
 
     /// Takes ownership of a handle (Checkpoint.swift's `load(from:)`).
@@ -22,11 +18,7 @@ public final class LanguageModel: TrainableModel {
 
     /// The model's architecture, as the library reports it.
     public var config: LanguageModelConfig {
-        var c = sdlstm_config()
-        c.struct_size = MemoryLayout<sdlstm_config>.size
-        let status = sdlstm_model_get_config(handle, &c)
-        precondition(status == SDLSTM_OK, "sdlstm_model_get_config failed: \(String(cString: sdlstm_last_error()))")
-        return LanguageModelConfig(c)
+        LanguageModelConfig(readConfig(handle))
     }
 
     /// One training step (forward, backward, clip, update) on a batch-major batch:

@@ -9,11 +9,7 @@ public final class Tagger: TrainableModel {
 
     /// Creates a tagger with freshly initialised parameters, no dropout, SGD with learning rate 1.
     public init(_ config: TaggerConfig) throws(SDLSTMError) {
-        var c = try config.cConfig()
-        var out: OpaquePointer?
-        try SDLSTMError.check(sdlstm_model_create(&c, &out))
-        guard let out else { throw SDLSTMError(.invalid, "sdlstm_model_create returned no model") }
-        handle = out
+        handle = try createHandle(try config.cConfig())
     }
 
     /// Takes ownership of a handle (`load(from:)`).
@@ -23,11 +19,7 @@ public final class Tagger: TrainableModel {
 
     /// The tagger's architecture, as the library reports it.
     public var config: TaggerConfig {
-        var c = sdlstm_config()
-        c.struct_size = MemoryLayout<sdlstm_config>.size
-        let status = sdlstm_model_get_config(handle, &c)
-        precondition(status == SDLSTM_OK, "sdlstm_model_get_config failed: \(String(cString: sdlstm_last_error()))")
-        return TaggerConfig(c)
+        TaggerConfig(readConfig(handle))
     }
 
     /// Names the tags (`names[i]` is tag id i, e.g. "O", "B-PER", "I-PER") and makes the CRF forbid
@@ -61,14 +53,7 @@ public final class Tagger: TrainableModel {
     /// Loads a tagger from a checkpoint: parameters, settings, progress, dropout, random stream, tag
     /// names and scheme. `.io` for a missing or unreadable file, `.format` for anything wrong inside it.
     public static func load(from path: String) throws(SDLSTMError) -> Tagger {
-        let handle = try loadCheckpoint(path)
-        var c = sdlstm_config()
-        c.struct_size = MemoryLayout<sdlstm_config>.size
-        guard sdlstm_model_get_config(handle, &c) == SDLSTM_OK, c.task == SDLSTM_TASK_TAGGER else {
-            sdlstm_model_free(handle)
-            throw SDLSTMError(.invalid, "\(path) holds a model of task \(c.task.rawValue), not a tagger")
-        }
-        return Tagger(adopting: handle)
+        Tagger(adopting: try loadCheckpoint(path, task: SDLSTM_TASK_TAGGER, "a tagger"))
     }
 
     /// One training step (forward, backward, clip, update) on a batch of tagged sentences.

@@ -61,3 +61,21 @@ extension TrainableModel {
         return StepStats(stats)
     }
 }
+
+/// A new model for a filled config; the caller owns the handle.
+func createHandle(_ config: sdlstm_config) throws(SDLSTMError) -> OpaquePointer {
+    var c = config
+    var out: OpaquePointer?
+    try SDLSTMError.check(sdlstm_model_create(&c, &out))
+    guard let out else { throw SDLSTMError(.invalid, "sdlstm_model_create returned no model") }
+    return out
+}
+
+/// The architecture of the model behind `handle`, as the library reports it.
+func readConfig(_ handle: OpaquePointer) -> sdlstm_config {
+    var c = sdlstm_config()
+    c.struct_size = MemoryLayout<sdlstm_config>.size
+    let status = sdlstm_model_get_config(handle, &c)
+    precondition(status == SDLSTM_OK, "sdlstm_model_get_config failed: \(String(cString: sdlstm_last_error()))")
+    return c
+}

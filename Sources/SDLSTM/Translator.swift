@@ -80,22 +80,28 @@ public final class Translator: TrainableModel {
 
     /// Creates a translator with freshly initialised parameters, no dropout, SGD with learning rate 1.
     public init(_ config: TranslatorConfig, bos: Int32, eos: Int32) throws(SDLSTMError) {
-        var c = try config.cConfig()
-        var out: OpaquePointer?
-        try SDLSTMError.check(sdlstm_model_create(&c, &out))
-        guard let out else { throw SDLSTMError(.invalid, "sdlstm_model_create returned no model") }
-        (handle, self.bos, self.eos) = (out, bos, eos)
+        (handle, self.bos, self.eos) = (try createHandle(try config.cConfig()), bos, eos)
     }
+
+    /// Takes ownership of a handle (`load(from:bos:eos:)`).
+    init(adopting handle: OpaquePointer, bos: Int32, eos: Int32) { (self.handle, self.bos, self.eos) = (handle, bos, eos) }
 
     deinit { sdlstm_model_free(handle) }
 
+    /// Saves the translator to an HDF5 checkpoint, atomically (see sdlstm_save).
+    public func save(to path: String) throws(SDLSTMError) {
+        try saveCheckpoint(handle, path, false)
+    }
+
+    /// Loads a translator from a checkpoint; `bos` and `eos` are the target ids it was trained with.
+    /// `.io` for a missing or unreadable file, `.format` for anything wrong inside it.
+    public static func load(from path: String, bos: Int32, eos: Int32) throws(SDLSTMError) -> Translator {
+        Translator(adopting: try loadCheckpoint(path, task: SDLSTM_TASK_SEQ2SEQ, "a translator"), bos: bos, eos: eos)
+    }
+
     /// The translator's architecture, as the library reports it.
     public var config: TranslatorConfig {
-        var c = sdlstm_config()
-        c.struct_size = MemoryLayout<sdlstm_config>.size
-        let status = sdlstm_model_get_config(handle, &c)
-        precondition(status == SDLSTM_OK, "sdlstm_model_get_config failed: \(String(cString: sdlstm_last_error()))")
-        return TranslatorConfig(c)
+        TranslatorConfig(readConfig(handle))
     }
 
     /// One training step (forward, backward, clip, update) on a batch of pairs.

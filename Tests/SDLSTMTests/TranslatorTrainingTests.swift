@@ -1,3 +1,4 @@
+import Foundation
 import SDLSTM
 import XCTest
 
@@ -54,5 +55,14 @@ final class TranslatorTrainingTests: XCTestCase {
         let greedy = try model.translate(heldOut.map(\.source), beamSize: 1, maxLength: 20, lengthPenalty: 0)
         let beam = try model.translate(heldOut.map(\.source), beamSize: 4, maxLength: 20, lengthPenalty: 0)
         for (gr, be) in zip(greedy, beam) { XCTAssertGreaterThanOrEqual(be.score, gr.score - 1e-5) }
+
+        // A checkpoint holds the translator: the loaded one translates identically.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sdlstm-translator-\(getpid()).h5").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try model.save(to: path)
+        let loaded = try Translator.load(from: path, bos: 0, eos: 1)
+        XCTAssertEqual(loaded.config, config)
+        XCTAssertEqual(try loaded.translate(heldOut.map(\.source), beamSize: 4, maxLength: 20), hypotheses)
+        XCTAssertThrowsError(try Tagger.load(from: path))
     }
 }
