@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <float.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -163,6 +164,25 @@ typedef struct train_totals {
     double last_epoch_loss; /* token-weighted loss sum of the last epoch */
     int64_t last_epoch_tokens;
 } train_totals;
+
+/* One sdlstm_step, counted in tot. Returns 1 after an update, 0 when the library refused the
+ * batch with SDLSTM_E_NUMERIC (a non-finite loss or gradient: it changed nothing, so one bad batch
+ * is survivable; warned about and counted), -1 with the error printed on any other failure. */
+static inline int train_step(sdlstm_model *m, const sdlstm_batch *batch, sdlstm_stats *st, int epoch, int64_t step,
+                             train_totals *tot) {
+    *st = (sdlstm_stats){.struct_size = sizeof *st};
+    sdlstm_status rc = sdlstm_step(m, batch, st);
+    if (rc == SDLSTM_E_NUMERIC) {
+        tot->numeric_skips++;
+        fprintf(stderr, EXAMPLE_NAME ": warning: epoch %d step %" PRId64 ": %s: %s (update skipped)\n", epoch, step + 1,
+                sdlstm_status_name(rc), sdlstm_last_error());
+        return 0;
+    }
+    if (!ok(rc, "sdlstm_step")) return -1;
+    tot->skipped_sum += st->skipped_macs_fraction;
+    tot->steps++;
+    return 1;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Time and output                                                                             */

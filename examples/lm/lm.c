@@ -526,23 +526,14 @@ static bool train_epoch(sdlstm_model *m, batcher *b, const options *o, int32_t e
     double t_start = now_s();
     for (int64_t s = 0; s < steps; s++) {
         sdlstm_batch batch = batcher_fill(b, s);
-        sdlstm_stats st = {.struct_size = sizeof st};
-        sdlstm_status rc = sdlstm_step(m, &batch, &st);
-        if (rc == SDLSTM_E_NUMERIC) {
-            /* The library skipped the update and left the state as it was; one bad window is
-             * survivable, so note it and move on rather than lose the run. */
-            tot->numeric_skips++;
-            fprintf(stderr, "lm: warning: epoch %d step %" PRId64 ": %s: %s (update skipped)\n",
-                    epoch, s + 1, sdlstm_status_name(rc), sdlstm_last_error());
-        } else if (!ok(rc, "sdlstm_step")) {
-            return false;
-        } else {
+        sdlstm_stats st;
+        int stepped = train_step(m, &batch, &st, epoch, s, tot);
+        if (stepped < 0) return false;
+        if (stepped) {
             epoch_loss += st.loss * (double)st.tokens;
             epoch_tokens += st.tokens;
             window_loss += st.loss * (double)st.tokens;
             window_tokens += st.tokens;
-            tot->skipped_sum += st.skipped_macs_fraction;
-            tot->steps++;
         }
 
         if ((s + 1) % report_every == 0 || s + 1 == steps) {

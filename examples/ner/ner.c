@@ -695,24 +695,16 @@ static bool train_epoch(sdlstm_model *m, const dataset *d, const options *o, int
         for (int32_t b = 0; b < n; b++) words += batch.lengths[b];
         if (!ok(sdlstm_set_learning_rate(m, (float)(lr * (double)words / words_per_batch)), "sdlstm_set_learning_rate"))
             return false;
-        sdlstm_stats st = {.struct_size = sizeof st};
-        sdlstm_status rc = sdlstm_step(m, &batch, &st);
-        if (rc == SDLSTM_E_NUMERIC) {
-            /* The library skipped the update and changed nothing; note it and go on. */
-            tot->numeric_skips++;
-            fprintf(stderr, "ner: warning: epoch %d step %" PRId64 ": %s: %s (update skipped)\n", epoch, k + 1,
-                    sdlstm_status_name(rc), sdlstm_last_error());
-        } else if (!ok(rc, "sdlstm_step")) {
-            return false;
-        } else {
+        sdlstm_stats st;
+        int stepped = train_step(m, &batch, &st, epoch, k, tot);
+        if (stepped < 0) return false;
+        if (stepped) {
             epoch_loss += st.loss * (double)st.tokens;
             epoch_tokens += st.tokens;
             window_loss += st.loss * (double)st.tokens;
             window_tokens += st.tokens;
             window_norm += st.grad_norm;
             window_steps++;
-            tot->skipped_sum += st.skipped_macs_fraction;
-            tot->steps++;
         }
         if ((k + 1) % report_every == 0 || k + 1 == steps) {
             double elapsed = now_s() - t_start;

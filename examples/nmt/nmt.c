@@ -1068,22 +1068,14 @@ static bool train_epoch(sdlstm_model *m, const dataset *d, const options *o, int
         int32_t first = batch_start[k];
         int32_t n = d->kept - first < o->batch ? d->kept - first : o->batch;
         sdlstm_batch batch = fill_batch(&d->train, order + first, n, buf);
-        sdlstm_stats st = {.struct_size = sizeof st};
-        sdlstm_status rc = sdlstm_step(m, &batch, &st);
-        if (rc == SDLSTM_E_NUMERIC) {
-            /* The library skipped the update and changed nothing; one bad batch is survivable. */
-            tot->numeric_skips++;
-            fprintf(stderr, "nmt: warning: epoch %d step %" PRId64 ": %s: %s (update skipped)\n", epoch, k + 1,
-                    sdlstm_status_name(rc), sdlstm_last_error());
-        } else if (!ok(rc, "sdlstm_step")) {
-            return false;
-        } else {
+        sdlstm_stats st;
+        int stepped = train_step(m, &batch, &st, epoch, k, tot);
+        if (stepped < 0) return false;
+        if (stepped) {
             epoch_loss += st.loss * (double)st.tokens;
             epoch_tokens += st.tokens;
             window_loss += st.loss * (double)st.tokens;
             window_tokens += st.tokens;
-            tot->skipped_sum += st.skipped_macs_fraction;
-            tot->steps++;
         }
         if ((k + 1) % report_every == 0 || k + 1 == steps) {
             double elapsed = now_s() - t_start;
