@@ -80,7 +80,7 @@ public final class DropoutMask {
     /// Reserves room for a window of a consumer running on `threads` threads; allocation happens
     /// only when the window grows.
     public func prepare(steps: Int, batch: Int, threads: Int = 1) throws(SDLSTMError) {
-        let perThread = width * DropoutMask.tileColumns(rows: width)
+        let perThread = DropoutMask.packCount(rows: width)
         if packs.count < threads || packs.first.map({ $0.count < perThread }) ?? true {
             var fresh: [Buffer] = []
             for _ in 0..<threads { fresh.append(try Buffer(perThread)) }

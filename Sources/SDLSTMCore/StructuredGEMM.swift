@@ -14,9 +14,12 @@ import Glibc
 /// from memory once per window, not once per step. X̃_t[:, S_t] (the gathered, scaled kept
 /// columns) is all the backward pass keeps of the masked input.
 extension DropoutMask {
-    /// Columns per tile: the D × tile slice of W fills about half of a 512 KiB L2.
+    /// Columns per tile: whole panels of the selected kernels, as many as keep the D × tile slice
+    /// of W within half of this CPU's L2 (read at run time), between 1 and 512 columns' worth.
     public static func tileColumns(rows d: Int) -> Int {
-        max(16, min(512, (65_536 / max(d, 1)) / 16 * 16))
+        let panel = Int(sdk_blocking().panel)
+        let fit = CacheSize.l2Bytes / 2 / (MemoryLayout<Float>.size * max(d, 1))
+        return max(panel, min(max(panel, 512 / panel * panel), fit / panel * panel))
     }
 
     /// Gathers X̃_t[:, S_t] = X_t[:, S_t] · scale of the given steps into `gathered`.
@@ -34,21 +37,19 @@ extension DropoutMask {
     /// Threads take disjoint column tiles.
     public func forwardGEMM(_ w: UnsafePointer<Float>, n: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
                             steps range: Range<Int>, pool: ThreadPool? = nil) {
+        let blocking = sdk_blocking(), panel = Int(blocking.panel), rowBlocks = evenBlocks(batch, Int(blocking.forward_rows))
         forTiles(n, pool: pool) { n0, n1, pack, ldp in
-            // Several steps share the tile: pack it into 16-column panels, one aligned cache line
-            // per kept row and the kept rows of a panel close together. A single step reads W in place.
+            // Several steps share the tile: pack it into panels, a kept row one short contiguous
+            // burst and the kept rows of a panel close together. A single step reads W in place.
             let packed = range.count > 1
             if packed { packPanels(w + n0, rows: width, n: n1 - n0, ldw: n, into: pack) }
             for t in range {
                 let k = keptCount[t], idx = keptIndex.ptr + t * width, a = gathered.ptr + gatherOffset[t]
-                // Rows in even blocks of at most 6 (20 = 5 + 5 + 5 + 5, not 6 + 6 + 6 + 2).
-                let blocks = (batch + 5) / 6
-                for blk in 0..<blocks {
-                    let r0 = batch * blk / blocks, rows = batch * (blk + 1) / blocks - r0
-                    for c0 in stride(from: 0, to: n1 - n0, by: 16) {
-                        let (panel, ldw) = packed ? (UnsafePointer(pack) + c0 * width, 16) : (w + n0 + c0, n)
-                        sdk_forward(Int32(rows), Int32(min(16, n1 - n0 - c0)), Int32(k), a + r0 * k, Int32(k), idx,
-                                    panel, Int32(ldw), c + (t * batch + r0) * ldc + n0 + c0, Int32(ldc))
+                for (r0, rows) in rowBlocks {
+                    for c0 in stride(from: 0, to: n1 - n0, by: panel) {
+                        let (block, ldw) = packed ? (UnsafePointer(pack) + c0 * width, panel) : (w + n0 + c0, n)
+                        sdk_forward(Int32(rows), Int32(min(panel, n1 - n0 - c0)), Int32(k), a + r0 * k, Int32(k), idx,
+                                    block, Int32(ldw), c + (t * batch + r0) * ldc + n0 + c0, Int32(ldc))
                     }
                 }
             }
@@ -69,14 +70,15 @@ extension DropoutMask {
     /// each accumulating into a packed tile that is copied out once.
     public func weightGradient(_ g: UnsafePointer<Float>, n: Int, ldg: Int, into dw: UnsafeMutablePointer<Float>,
                                pool: ThreadPool? = nil) {
+        let blocking = sdk_blocking(), panel = Int(blocking.panel), units = Int(blocking.grad_units)
         forTiles(n, pool: pool) { n0, n1, pack, ldp in
             pack.update(repeating: 0, count: width * ldp)
             for t in 0..<steps {
                 let k = keptCount[t], idx = keptIndex.ptr + t * width, a = gathered.ptr + gatherOffset[t]
-                for u0 in stride(from: 0, to: k, by: 6) {
-                    for c0 in stride(from: 0, to: n1 - n0, by: 16) {
-                        sdk_weight_grad(Int32(min(6, k - u0)), Int32(min(16, n1 - n0 - c0)), Int32(batch), a + u0, Int32(k),
-                                        idx + u0, g + t * batch * ldg + n0 + c0, Int32(ldg), pack + c0, Int32(ldp))
+                for u0 in stride(from: 0, to: k, by: units) {
+                    for c0 in stride(from: 0, to: n1 - n0, by: panel) {
+                        sdk_weight_grad(Int32(min(units, k - u0)), Int32(min(panel, n1 - n0 - c0)), Int32(batch), a + u0,
+                                        Int32(k), idx + u0, g + t * batch * ldg + n0 + c0, Int32(ldg), pack + c0, Int32(ldp))
                     }
                 }
             }
@@ -115,14 +117,12 @@ extension DropoutMask {
         }
     }
 
-    /// Columns of G and W per pass of the dot-product kernel: a few rows of G stay in L2, 4 rows of W in L1.
-    static let backwardChunk = 512
-
     /// Runs body(n0, n1, pack, ldp) over column tiles, tiles split across the pool's threads; each
     /// participant gets its own width × ldp packing buffer (ldp: the tile rounded up to 16).
     private func forTiles(_ n: Int, pool: ThreadPool?, _ body: (Int, Int, UnsafeMutablePointer<Float>, Int) -> Void) {
-        let tile = Self.tileColumns(rows: width)
-        // prepare(threads:) sized the packing buffers; fewer participants if it was told fewer threads.
+        // prepare(threads:) sized the packing buffers for at least one panel of any kernel set.
+        let panel = Int(sdk_blocking().panel)
+        let tile = min(Self.tileColumns(rows: width), (packs.first?.count ?? 0) / max(width, 1) / panel * panel)
         let tiles = (n + tile - 1) / tile, parts = max(1, min(pool?.width ?? 1, tiles, packs.count))
         let ldp = min(tile, (n + 15) / 16 * 16)
         func run(_ part: Int) {
@@ -134,44 +134,66 @@ extension DropoutMask {
         if let pool, parts > 1 { pool.run { if $0 < parts { run($0) } } } else { run(0) }
     }
 
+    /// Packing room per thread: a tile, and never less than the widest panel of any kernel set.
+    static func packCount(rows d: Int) -> Int { d * max(tileColumns(rows: d), Int(SDK_MAX_PANEL)) }
+}
+
+/// 0..<count in `(count + most - 1) / most` blocks of nearly equal size (20 = 5 + 5 + 5 + 5 for
+/// at most 6, not 6 + 6 + 6 + 2): (start, size) of each.
+func evenBlocks(_ count: Int, _ most: Int) -> LazyMapSequence<Range<Int>, (Int, Int)> {
+    let blocks = (count + most - 1) / most
+    return (0..<blocks).lazy.map { (count * $0 / blocks, count * ($0 + 1) / blocks - count * $0 / blocks) }
+}
+
+/// The per-core L2 size the tiles are sized for.
+enum CacheSize {
+    static let l2Bytes: Int = {
+        let reported = sysconf(Int32(_SC_LEVEL2_CACHE_SIZE))
+        return reported >= 64 * 1024 ? reported : 512 * 1024
+    }()
 }
 
 // MARK: - Panels and dot products
 //
 // A structured recurrent input (RH site) changes its kept rows every step, and the steps run one
 // after another, so no tile of W_hh can serve several of them. W_hh is packed once per window
-// into 16-column panels (H rows × 16 floats each, contiguous: one cache line per kept row, few
-// pages), and each step's indexed micro-kernel walks its kept rows through them. The backward
-// data pass reads W rows in place with the dot-product kernel.
+// into panels as wide as the kernels' register block (H rows × panel floats each, contiguous),
+// and each step's indexed micro-kernel walks its kept rows through them — or all rows, for the
+// dense recurrent product, which then skips the repacking that a per-step sgemm call repeats.
+// The backward data pass reads W rows in place with the dot-product kernel.
 
-/// Floats of the panel form of a rows × n matrix.
-public func panelCount(rows: Int, n: Int) -> Int { rows * ((n + 15) / 16 * 16) }
+/// Floats of the panel form of a rows × n matrix, for any kernel set's panel width.
+public func panelCount(rows: Int, n: Int) -> Int {
+    let widest = Int(SDK_MAX_PANEL)
+    return rows * ((n + widest - 1) / widest * widest)
+}
 
-/// Packs W (rows × n, row stride ldw, default n) into 16-column panels, the last one zero-padded.
+/// Packs W (rows × n, row stride ldw, default n) into panels of the selected kernels' width,
+/// the last one zero-padded.
 public func packPanels(_ w: UnsafePointer<Float>, rows: Int, n: Int, ldw: Int? = nil, into p: UnsafeMutablePointer<Float>) {
-    let ldw = ldw ?? n
-    for c0 in stride(from: 0, to: n, by: 16) {
-        let panel = p + c0 * rows, cols = min(16, n - c0)
+    let ldw = ldw ?? n, panel = Int(sdk_blocking().panel)
+    for c0 in stride(from: 0, to: n, by: panel) {
+        let block = p + c0 * rows, cols = min(panel, n - c0)
         for r in 0..<rows {
-            (panel + r * 16).update(from: w + r * ldw + c0, count: cols)
-            if cols < 16 { (panel + r * 16 + cols).update(repeating: 0, count: 16 - cols) }
+            (block + r * panel).update(from: w + r * ldw + c0, count: cols)
+            if cols < panel { (block + r * panel + cols).update(repeating: 0, count: panel - cols) }
         }
     }
 }
 
 /// C (batch × n, row stride ldc) += A (batch × k, row stride lda) · W[idx[0..<k], :], W in panels
-/// of `rows` rows. Threads take disjoint panels.
+/// of `rows` rows (packPanels). Threads take disjoint panels.
 public func panelGEMM(batch: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, idx: UnsafePointer<Int32>,
                       panels: UnsafePointer<Float>, rows: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
                       pool: ThreadPool?) {
-    let strips = (n + 15) / 16, blocks = (batch + 5) / 6
+    let blocking = sdk_blocking(), panel = Int(blocking.panel)
+    let strips = (n + panel - 1) / panel, rowBlocks = evenBlocks(batch, Int(blocking.forward_rows))
     func run(_ r: Range<Int>) {
         for s in r {
-            let c0 = s * 16
-            for blk in 0..<blocks {
-                let r0 = batch * blk / blocks, m = batch * (blk + 1) / blocks - r0
-                sdk_forward(Int32(m), Int32(min(16, n - c0)), Int32(k), a + r0 * lda, Int32(lda), idx,
-                            panels + c0 * rows, 16, c + r0 * ldc + c0, Int32(ldc))
+            let c0 = s * panel
+            for (r0, m) in rowBlocks {
+                sdk_forward(Int32(m), Int32(min(panel, n - c0)), Int32(k), a + r0 * lda, Int32(lda), idx,
+                            panels + c0 * rows, Int32(panel), c + r0 * ldc + c0, Int32(ldc))
             }
         }
     }
@@ -179,21 +201,22 @@ public func panelGEMM(batch: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: 
 }
 
 /// D (batch × units, row stride ldd) = G (batch × n, row stride ldg) · W[idx[0..<units], :]ᵀ:
-/// dot products of G's rows with W's rows (row stride ldw). Threads take disjoint blocks of units.
+/// dot products of G's rows with W's rows (row stride ldw), in column chunks that keep a few rows
+/// of G in L2 and the block's rows of W in L1. Threads take disjoint blocks of units.
 public func dotGEMM(batch: Int, n: Int, units: Int, g: UnsafePointer<Float>, ldg: Int, idx: UnsafePointer<Int32>,
                     w: UnsafePointer<Float>, ldw: Int, d: UnsafeMutablePointer<Float>, ldd: Int, pool: ThreadPool?) {
-    let blocks = (units + 3) / 4
+    let blocking = sdk_blocking(), per = Int(blocking.dot_units), chunk = Int(blocking.dot_chunk)
+    let rowBlocks = evenBlocks(batch, Int(blocking.dot_rows)), blocks = (units + per - 1) / per
     func run(_ r: Range<Int>) {
-        let lo = r.lowerBound * 4, hi = min(r.upperBound * 4, units)
+        let lo = r.lowerBound * per, hi = min(r.upperBound * per, units)
         guard lo < hi else { return }
         for b in 0..<batch { (d + b * ldd + lo).update(repeating: 0, count: hi - lo) }
-        for n0 in stride(from: 0, to: n, by: DropoutMask.backwardChunk) {
-            let cols = min(DropoutMask.backwardChunk, n - n0)
-            for u0 in stride(from: lo, to: hi, by: 4) {
-                for r0 in stride(from: 0, to: batch, by: 3) {
-                    sdk_backward_data(Int32(min(3, batch - r0)), Int32(min(4, hi - u0)), Int32(cols),
-                                      g + r0 * ldg + n0, Int32(ldg), idx + u0, w + n0, Int32(ldw),
-                                      d + r0 * ldd + u0, Int32(ldd))
+        for n0 in stride(from: 0, to: n, by: chunk) {
+            let cols = min(chunk, n - n0)
+            for u0 in stride(from: lo, to: hi, by: per) {
+                for (r0, m) in rowBlocks {
+                    sdk_backward_data(Int32(m), Int32(min(per, hi - u0)), Int32(cols), g + r0 * ldg + n0, Int32(ldg),
+                                      idx + u0, w + n0, Int32(ldw), d + r0 * ldd + u0, Int32(ldd))
                 }
             }
         }

@@ -1,41 +1,6 @@
-#include "ckernels.h"
+#include "internal.h"
 
 #include <immintrin.h>
-
-/* ---------------------------------------------------------------------------------------------
- * Portable versions: the reference semantics, and what runs on CPUs without AVX2 + FMA.
- * ------------------------------------------------------------------------------------------- */
-
-static void forward_c(int rows, int n, int k, const float *A, int lda, const int32_t *idx,
-                      const float *W, int ldw, float *C, int ldc) {
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < k; j++) {
-            const float a = A[r * lda + j], *w = W + (long)idx[j] * ldw;
-            for (int c = 0; c < n; c++) C[r * ldc + c] += a * w[c];
-        }
-}
-
-static void weight_grad_c(int units, int n, int rows, const float *A, int lda, const int32_t *idx,
-                          const float *G, int ldg, float *dW, int ldw) {
-    for (int u = 0; u < units; u++) {
-        float *d = dW + (long)idx[u] * ldw;
-        for (int b = 0; b < rows; b++) {
-            const float a = A[b * lda + u];
-            for (int c = 0; c < n; c++) d[c] += a * G[b * ldg + c];
-        }
-    }
-}
-
-static void backward_data_c(int rows, int units, int k, const float *G, int ldg, const int32_t *idx,
-                            const float *W, int ldw, float *D, int ldd) {
-    for (int r = 0; r < rows; r++)
-        for (int u = 0; u < units; u++) {
-            const float *w = W + (long)idx[u] * ldw, *g = G + (long)r * ldg;
-            float sum = 0;
-            for (int j = 0; j < k; j++) sum += g[j] * w[j];
-            D[r * ldd + u] += sum;
-        }
-}
 
 /* ---------------------------------------------------------------------------------------------
  * AVX2 + FMA. Register budget (16 ymm): 12 accumulators, the rest for loads and broadcasts.
@@ -44,7 +9,7 @@ static void backward_data_c(int rows, int units, int k, const float *G, int ldg,
  * ------------------------------------------------------------------------------------------- */
 
 #define AVX2 __attribute__((target("avx2,fma")))
-#define INLINE static inline __attribute__((always_inline))
+#define INLINE SDK_INLINE
 
 /* full != 0 (a constant after inlining): plain loads and stores; otherwise masked ones, which
  * are slower on some CPUs and only needed for column tails. */
@@ -189,30 +154,7 @@ AVX2 static void backward_data_avx2(int rows, int units, int k, const float *G, 
     }
 }
 
-/* ---------------------------------------------------------------------------------------------
- * Dispatch, decided once.
- * ------------------------------------------------------------------------------------------- */
-
-int sdk_has_avx2_fma(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached;
-}
-
-void sdk_forward(int rows, int n, int k, const float *A, int lda, const int32_t *idx,
-                 const float *W, int ldw, float *C, int ldc) {
-    (sdk_has_avx2_fma() ? forward_avx2 : forward_c)(rows, n, k, A, lda, idx, W, ldw, C, ldc);
-}
-
-void sdk_weight_grad(int units, int n, int rows, const float *A, int lda, const int32_t *idx,
-                     const float *G, int ldg, float *dW, int ldw) {
-    (sdk_has_avx2_fma() ? weight_grad_avx2 : weight_grad_c)(units, n, rows, A, lda, idx, G, ldg, dW, ldw);
-}
-
-void sdk_backward_data(int rows, int units, int k, const float *G, int ldg, const int32_t *idx,
-                       const float *W, int ldw, float *D, int ldd) {
-    (sdk_has_avx2_fma() ? backward_data_avx2 : backward_data_c)(rows, units, k, G, ldg, idx, W, ldw, D, ldd);
-}
+const sdk_kernel_set sdk_avx2_kernels = {
+    forward_avx2, weight_grad_avx2, backward_data_avx2,
+    {.forward_rows = 6, .panel = 16, .grad_units = 6, .dot_rows = 3, .dot_units = 4, .dot_chunk = 512},
+};
