@@ -8,6 +8,7 @@
 // rounds. Ratios between lines of one run are the result; absolute times vary with the machine.
 
 import CKernels
+import COpenBLAS
 import Glibc
 import SDLSTMCore
 
@@ -112,7 +113,7 @@ func report(_ variants: [Variant], _ fields: [(String, Any)], words: Int, p: Flo
     for v in variants {
         let ms = median(v.times) * 1000
         print(json([("model", fields[0].1), ("policy", policyName(v.policy)), ("sites", v.rh ? "NR+RH" : "NR"),
-                    ("p", v.policy == .none ? 0.0 : Double(p))] + fields.dropFirst() +
+                    ("p", v.policy == .none ? 0.0 : Double(p))] + fields.dropFirst() + machineFields() +
                    [("threads", threads), ("ms_per_step", ms), ("words_per_s", Double(words) / (ms / 1000)),
                     ("speedup_vs_standard", baseline(v.rh) * 1000 / ms),
                     ("skipped_macs_fraction", v.skipped), ("peak_rss_mb", rss), ("steps", v.times.count)]))
@@ -199,64 +200,122 @@ func policyName(_ p: DropoutPolicy) -> String {
 
 // MARK: - Kernels against dense OpenBLAS on the same masked operand
 
+/// The kernel sets to time: the CPU's best and each lesser SIMD one (`--isa all` adds portable C,
+/// `--isa NAME` times that one only).
+func kernelSets() -> [sdk_isa_id] {
+    let best = sdk_cpu_isa()
+    let all = [SDK_ISA_AVX512, SDK_ISA_AVX2, SDK_ISA_PORTABLE].filter { $0.rawValue <= best.rawValue }
+    guard let i = args.firstIndex(of: "--isa"), i + 1 < args.count else { return all.filter { $0 != SDK_ISA_PORTABLE } }
+    return args[i + 1] == "all" ? all : all.filter { String(cString: sdk_isa_name($0)) == args[i + 1] }
+}
+
+/// Each structured kernel against dense OpenBLAS on the masked operand, per kernel set:
+/// speedup = dense_ms / ms, and rate_vs_dense = dense_ms · keep / ms, the cost of a kept
+/// multiply-add of ours relative to one of OpenBLAS's (1.0: the same; the speedup is then 1/keep).
+/// "recurrent-dense" is the own dense recurrent step (W_hh packed once per window, all rows)
+/// against one sgemm call per step, keep 1.
 func benchKernels() throws {
     let (t, b, d) = (35, 20, 650)
     let pool = ThreadPool(threads: threads)
-    for n in [2600, 10_000] {
-        for keep in [0.5, 0.35] as [Float] {
-            var rng = Random(seed: UInt64(n) + UInt64(keep * 100))
-            let mask = try DropoutMask(width: d)
-            mask.setting = DropoutSetting(policy: .structured, p: 1 - keep)
-            try mask.prepare(steps: t, batch: b, threads: threads)
-            mask.sample(steps: t, batch: b, rng: &rng)
-            let x = try Buffer((0..<(t * b * d)).map { _ in rng.uniform() - 0.5 })
-            let xm = try Buffer(t * b * d)
-            for s in 0..<t { mask.apply(step: s, x.ptr + s * b * d, xm.ptr + s * b * d) }
-            let w = try Buffer((0..<(d * n)).map { _ in rng.uniform() - 0.5 })
-            let g = try Buffer((0..<(t * b * n)).map { _ in rng.uniform() - 0.5 })
-            let c = try Buffer(t * b * n), dw = try Buffer(d * n), dx = try Buffer(t * b * d)
-            let panels = try Buffer(panelCount(rows: d, n: n))
-    
-            let kernels: [(String, () -> Void, () -> Void)] = [
-                ("forward",
-                 { mask.gather(x.ptr, steps: 0..<t); c.zero(); mask.forwardGEMM(w.ptr, n: n, into: c.ptr, ldc: n, steps: 0..<t, pool: pool) },
-                 { gemm(m: t * b, n: n, k: d, a: xm.ptr, lda: d, b: w.ptr, ldb: n, beta: 0, c: c.ptr, ldc: n, pool: pool) }),
-                ("weight-gradient",
-                 { mask.gather(x.ptr, steps: 0..<t); mask.weightGradient(g.ptr, n: n, ldg: n, into: dw.ptr, pool: pool) },
-                 { gemm(transA: true, m: d, n: n, k: t * b, a: xm.ptr, lda: d, b: g.ptr, ldb: n, beta: 0, c: dw.ptr, ldc: n, pool: pool) }),
-                ("backward-data",
-                 { mask.backwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, pool: pool) },
-                 { gemm(transB: true, m: t * b, n: d, k: n, a: g.ptr, lda: n, b: w.ptr, ldb: n, beta: 0, c: dx.ptr, ldc: d, pool: pool)
-                   for s in 0..<t { mask.apply(step: s, dx.ptr + s * b * d, dx.ptr + s * b * d) } }),
-                // The RH site: W_hh packed into panels once per window, then one step after another.
-                ("recurrent",
-                 { packPanels(w.ptr, rows: d, n: n, into: panels.ptr)
-                   for s in 0..<t {
-                     mask.gather(x.ptr, steps: s..<(s + 1))
-                     mask.forwardStep(s, panels: panels.ptr, n: n, into: c.ptr, ldc: n, pool: pool) } },
-                 { for s in 0..<t {
-                     gemm(m: b, n: n, k: d, a: xm.ptr + s * b * d, lda: d, b: w.ptr, ldb: n,
-                         beta: 0, c: c.ptr + s * b * n, ldc: n, pool: pool) } }),
-            ]
-            for (name, masked, dense) in kernels {
-                if name == "recurrent" && n != 2600 { continue }  // W_hh is H × 4H: N = 4H only
-                var tm: [Double] = [], td: [Double] = []
-                for round in 0..<(warmup + rounds) {
-                    let order = shuffler.next() % 2 == 0
-                    for which in order ? [0, 1] : [1, 0] {
-                        let start = now()
-                        withSingleThreadedBLAS { which == 0 ? masked() : dense() }
-                        let e = now() - start
-                        if round >= warmup { if which == 0 { tm.append(e) } else { td.append(e) } }
-                    }
-                }
-                let ms = median(tm) * 1000, denseMs = median(td) * 1000
-                print(json([("kernel", name), ("T", t), ("B", b), ("D", d), ("N", n), ("keep", Double(keep)),
-                            ("threads", threads), ("ms", ms), ("dense_ms", denseMs), ("ratio", denseMs / ms),
-                            ("ideal", 1 / Double(keep))]))
+    for isa in kernelSets() {
+        guard sdk_set_isa(isa) == 0 else { continue }
+        defer { _ = sdk_set_isa(sdk_cpu_isa()) }
+        for n in [2600, 10_000] {
+            for keep in [1, 0.5, 0.35] as [Float] {
+                if keep == 1 && n != 2600 { continue }
+                try benchKernelShape(t: t, b: b, d: d, n: n, keep: keep, isa: isa, pool: pool)
             }
         }
     }
+}
+
+func benchKernelShape(t: Int, b: Int, d: Int, n: Int, keep: Float, isa: sdk_isa_id, pool: ThreadPool) throws {
+    var rng = Random(seed: UInt64(n) + UInt64(keep * 100))
+    let mask = try DropoutMask(width: d)
+    mask.setting = DropoutSetting(policy: keep < 1 ? .structured : .none, p: 1 - keep)
+    try mask.prepare(steps: t, batch: b, threads: threads)
+    mask.sample(steps: t, batch: b, rng: &rng)
+    let x = try Buffer((0..<(t * b * d)).map { _ in rng.uniform() - 0.5 })
+    let xm = try Buffer(t * b * d)
+    if keep < 1 { for s in 0..<t { mask.apply(step: s, x.ptr + s * b * d, xm.ptr + s * b * d) } } else { xm.copy(from: x) }
+    let w = try Buffer((0..<(d * n)).map { _ in rng.uniform() - 0.5 })
+    let g = try Buffer((0..<(t * b * n)).map { _ in rng.uniform() - 0.5 })
+    let c = try Buffer(t * b * n), dw = try Buffer(d * n), dx = try Buffer(t * b * d)
+    let panels = try Buffer(panelCount(rows: d, n: n))
+    let all = try IndexBuffer(d)
+    for u in 0..<d { all.ptr[u] = Int32(u) }
+
+    let perStepSgemm = {
+        for s in 0..<t {
+            gemm(m: b, n: n, k: d, a: xm.ptr + s * b * d, lda: d, b: w.ptr, ldb: n, beta: 0, c: c.ptr + s * b * n, ldc: n, pool: pool)
+        }
+    }
+    var kernels: [(String, () -> Void, () -> Void)] = []
+    if keep == 1 {
+        kernels.append(("recurrent-dense",
+                        { packPanels(w.ptr, rows: d, n: n, into: panels.ptr)
+                          for s in 0..<t {
+                              panelGEMM(batch: b, n: n, k: d, a: xm.ptr + s * b * d, lda: d, idx: all.ptr, panels: panels.ptr,
+                                        rows: d, c: c.ptr + s * b * n, ldc: n, pool: pool) } },
+                        perStepSgemm))
+    } else {
+        kernels = [
+            ("forward",
+             { mask.gather(x.ptr, steps: 0..<t); c.zero(); mask.forwardGEMM(w.ptr, n: n, into: c.ptr, ldc: n, steps: 0..<t, pool: pool) },
+             { gemm(m: t * b, n: n, k: d, a: xm.ptr, lda: d, b: w.ptr, ldb: n, beta: 0, c: c.ptr, ldc: n, pool: pool) }),
+            ("weight-gradient",
+             { mask.gather(x.ptr, steps: 0..<t); mask.weightGradient(g.ptr, n: n, ldg: n, into: dw.ptr, pool: pool) },
+             { gemm(transA: true, m: d, n: n, k: t * b, a: xm.ptr, lda: d, b: g.ptr, ldb: n, beta: 0, c: dw.ptr, ldc: n, pool: pool) }),
+            ("backward-data",
+             { mask.backwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, pool: pool) },
+             { gemm(transB: true, m: t * b, n: d, k: n, a: g.ptr, lda: n, b: w.ptr, ldb: n, beta: 0, c: dx.ptr, ldc: d, pool: pool)
+               for s in 0..<t { mask.apply(step: s, dx.ptr + s * b * d, dx.ptr + s * b * d) } }),
+        ]
+        // The RH site: W_hh packed into panels once per window, then one step after another, against
+        // OpenBLAS per step on the masked copy. W_hh is H × 4H: N = 4H only.
+        if n == 2600 {
+            kernels.append(("recurrent",
+                            { packPanels(w.ptr, rows: d, n: n, into: panels.ptr)
+                              for s in 0..<t {
+                                  mask.gather(x.ptr, steps: s..<(s + 1))
+                                  mask.forwardStep(s, panels: panels.ptr, n: n, into: c.ptr, ldc: n, pool: pool) } },
+                            perStepSgemm))
+        }
+    }
+    for (name, masked, dense) in kernels {
+        var tm: [Double] = [], td: [Double] = []
+        for round in 0..<(warmup + rounds) {
+            let order = shuffler.next() % 2 == 0
+            for which in order ? [0, 1] : [1, 0] {
+                let start = now()
+                withSingleThreadedBLAS { which == 0 ? masked() : dense() }
+                let e = now() - start
+                if round >= warmup { if which == 0 { tm.append(e) } else { td.append(e) } }
+            }
+        }
+        let ms = median(tm) * 1000, denseMs = median(td) * 1000
+        print(json([("kernel", name)] + machineFields() +
+                   [("T", t), ("B", b), ("D", d), ("N", n), ("keep", Double(keep)), ("threads", threads), ("ms", ms),
+                    ("dense_ms", denseMs), ("speedup", denseMs / ms), ("ideal", 1 / Double(keep)),
+                    ("rate_vs_dense", denseMs * Double(keep) / ms), ("peak_rss_mb", peakRSSMiB())]))
+    }
+}
+
+/// cpu, isa (the kernels sdlstm runs) and blas_core, on every line: a ratio means nothing without them.
+func machineFields() -> [(String, Any)] {
+    var model = "unknown"
+    if let f = fopen("/proc/cpuinfo", "r") {
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 512)
+        while fgets(&line, 512, f) != nil {
+            let s = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            if s.hasPrefix("model name"), let colon = s.firstIndex(of: ":") {
+                model = String(s[s.index(after: colon)...].drop { $0 == " " || $0 == "\t" }.prefix { $0 != "\n" }); break
+            }
+        }
+    }
+    return [("cpu", model), ("isa", String(cString: sdk_isa_name(sdk_isa()))),
+            ("blas_core", String(cString: openblas_get_corename()))]
 }
 
 func warn(_ s: String) { _ = (s + "\n").withCString { write(2, $0, strlen($0)) } }

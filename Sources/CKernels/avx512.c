@@ -141,22 +141,19 @@ AVX512 SDK_INLINE void backward_data_block(const int R, const int U, int k, cons
 
 AVX512 static void backward_data_avx512(int rows, int units, int k, const float *G, int ldg, const int32_t *idx,
                                         const float *W, int ldw, float *D, int ldd) {
-#define BD(R, U, ...) backward_data_block(R, U, __VA_ARGS__)
+#define BD(R, U) backward_data_block(R, U, k, G, ldg, idx, W, ldw, D, ldd)
+#define UNITS(R) switch (units) { case 4: BD(R, 4); break; case 3: BD(R, 3); break; \
+                                  case 2: BD(R, 2); break; case 1: BD(R, 1); break; }
     switch (rows) {
-    case 6: switch (units) { case 4: BD(6, 4, k, G, ldg, idx, W, ldw, D, ldd); break; case 3: BD(6, 3, k, G, ldg, idx, W, ldw, D, ldd); break;
-                             case 2: BD(6, 2, k, G, ldg, idx, W, ldw, D, ldd); break; case 1: BD(6, 1, k, G, ldg, idx, W, ldw, D, ldd); break; } break;
-    case 5: switch (units) { case 4: BD(5, 4, k, G, ldg, idx, W, ldw, D, ldd); break; case 3: BD(5, 3, k, G, ldg, idx, W, ldw, D, ldd); break;
-                             case 2: BD(5, 2, k, G, ldg, idx, W, ldw, D, ldd); break; case 1: BD(5, 1, k, G, ldg, idx, W, ldw, D, ldd); break; } break;
-    case 4: switch (units) { case 4: BD(4, 4, k, G, ldg, idx, W, ldw, D, ldd); break; case 3: BD(4, 3, k, G, ldg, idx, W, ldw, D, ldd); break;
-                             case 2: BD(4, 2, k, G, ldg, idx, W, ldw, D, ldd); break; case 1: BD(4, 1, k, G, ldg, idx, W, ldw, D, ldd); break; } break;
-    case 3: switch (units) { case 4: BD(3, 4, k, G, ldg, idx, W, ldw, D, ldd); break; case 3: BD(3, 3, k, G, ldg, idx, W, ldw, D, ldd); break;
-                             case 2: BD(3, 2, k, G, ldg, idx, W, ldw, D, ldd); break; case 1: BD(3, 1, k, G, ldg, idx, W, ldw, D, ldd); break; } break;
-    case 2: switch (units) { case 4: BD(2, 4, k, G, ldg, idx, W, ldw, D, ldd); break; case 3: BD(2, 3, k, G, ldg, idx, W, ldw, D, ldd); break;
-                             case 2: BD(2, 2, k, G, ldg, idx, W, ldw, D, ldd); break; case 1: BD(2, 1, k, G, ldg, idx, W, ldw, D, ldd); break; } break;
-    case 1: switch (units) { case 4: BD(1, 4, k, G, ldg, idx, W, ldw, D, ldd); break; case 3: BD(1, 3, k, G, ldg, idx, W, ldw, D, ldd); break;
-                             case 2: BD(1, 2, k, G, ldg, idx, W, ldw, D, ldd); break; case 1: BD(1, 1, k, G, ldg, idx, W, ldw, D, ldd); break; } break;
+    case 6: UNITS(6) break;
+    case 5: UNITS(5) break;
+    case 4: UNITS(4) break;
+    case 3: UNITS(3) break;
+    case 2: UNITS(2) break;
+    case 1: UNITS(1) break;
     default: break;
     }
+#undef UNITS
 #undef BD
 }
 

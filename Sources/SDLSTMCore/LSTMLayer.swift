@@ -1,3 +1,5 @@
+import CKernels
+
 /// One LSTM layer over a window of T steps, PyTorch's equations (gate order i, f, g, o):
 ///
 ///     G_t = X̃_t · W_ih + b_ih + H̃_{t-1} · W_hh + b_hh      X̃ = X ⊙ M_in,  H̃_{t-1} = H_{t-1} ⊙ M_rec,t
@@ -26,10 +28,12 @@ public final class LSTMLayer {
     private var dGates: Buffer // T × B × 4H
     private var dh: Buffer     // B × H: gradient reaching H_{t-1} through the recurrence
     private var dhSteps: Buffer  // T × B × H: the same, per step, from the structured recurrent path
-    private var whhPanels: Buffer  // W_hh in 16-column panels, packed once per window (structured RH)
+    private var whhPanels: Buffer  // W_hh in the kernels' panels, packed once per window
+    private let allUnits: IndexBuffer  // 0 ..< H: the dense recurrent product as an indexed one
     private var dc: Buffer     // B × H: gradient reaching C_{t-1}
     public private(set) var dx: Buffer  // gradient of the layer input, T × B × D
     private var dropoutOn = false  // whether the current window runs with its masks
+    private var ownRecurrentKernel = false  // whether this window's dense recurrent product uses whhPanels
     private var dhNext: UnsafePointer<Float>  // gradient reaching H_{t-1} through the recurrence
     private var wantsInitialGradient = false
     /// The owning model's threads; nil runs single-threaded.
@@ -51,7 +55,9 @@ public final class LSTMLayer {
             (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0),
              try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
         dhSteps = try Buffer(0)
-        whhPanels = try Buffer(0)
+        whhPanels = try Buffer(panelCount(rows: hiddenSize, n: 4 * hiddenSize))
+        allUnits = try IndexBuffer(hiddenSize)
+        for u in 0..<hiddenSize { allUnits.ptr[u] = Int32(u) }
         dhNext = UnsafePointer(dh.ptr)
     }
 
@@ -64,9 +70,6 @@ public final class LSTMLayer {
         let threads = compute?.threads ?? 1
         try inputDropout.prepare(steps: steps, batch: batch, threads: threads)
         try recurrentDropout.prepare(steps: steps, batch: batch, threads: threads)
-        if recurrentDropout.mayBeColumnar && whhPanels.count == 0 {
-            whhPanels = try Buffer(panelCount(rows: hiddenSize, n: 4 * hiddenSize))
-        }
         // Sized for the largest window and the largest batch seen so far, separately: a decoder
         // runs long windows of a small batch when training and one-step windows of a beam-wide one.
         guard steps * batch > capacity || batch > batchCapacity else { return }
@@ -116,7 +119,15 @@ public final class LSTMLayer {
         dropoutOn = dropout
         hs.ptr.update(from: h0, count: batch * h)
         cs.ptr.update(from: c0, count: batch * h)
-        if structured(recurrentDropout, dropout) { packPanels(whh.value.ptr, rows: h, n: 4 * h, into: whhPanels.ptr) }
+        // The recurrent product H̃_{t-1} · W_hh has M = batch rows per step and the same W_hh for
+        // the whole window: the SIMD kernels over W_hh packed once per window beat a per-step sgemm,
+        // which repacks W_hh every step (`sdlstm-bench kernels`, "recurrent-dense"). Not for a
+        // one-step window (a decoder's beam step), where the packing would be all there is to share;
+        // not in portable C.
+        ownRecurrentKernel = steps > 1 && sdk_isa() != SDK_ISA_PORTABLE
+        if ownRecurrentKernel || structured(recurrentDropout, dropout) {
+            packPanels(whh.value.ptr, rows: h, n: 4 * h, into: whhPanels.ptr)
+        }
     }
 
     func forwardStep(_ t: Int, _ x: UnsafePointer<Float>) {
@@ -145,7 +156,12 @@ public final class LSTMLayer {
                 recurrentDropout.apply(step: t, hPrevious, hr.ptr + t * b * h)
                 hIn = UnsafePointer(hr.ptr + t * b * h)
             }
-            gemm(m: b, n: g4, k: h, a: hIn, lda: h, b: whh.value.ptr, ldb: g4, beta: 1, c: gt, ldc: g4, pool: pool)
+            if ownRecurrentKernel {
+                panelGEMM(batch: b, n: g4, k: h, a: hIn, lda: h, idx: allUnits.ptr, panels: whhPanels.ptr, rows: h,
+                          c: gt, ldc: g4, pool: pool)
+            } else {
+                gemm(m: b, n: g4, k: h, a: hIn, lda: h, b: whh.value.ptr, ldb: g4, beta: 1, c: gt, ldc: g4, pool: pool)
+            }
         }
         cellForward(gt, cPrev: cs.ptr + t * b * h, c: cs.ptr + (t + 1) * b * h,
                     tc: tcs.ptr + t * b * h, hOut: hs.ptr + (t + 1) * b * h)

@@ -205,7 +205,7 @@ public func panelGEMM(batch: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: 
 /// of G in L2 and the block's rows of W in L1. Threads take disjoint blocks of units.
 public func dotGEMM(batch: Int, n: Int, units: Int, g: UnsafePointer<Float>, ldg: Int, idx: UnsafePointer<Int32>,
                     w: UnsafePointer<Float>, ldw: Int, d: UnsafeMutablePointer<Float>, ldd: Int, pool: ThreadPool?) {
-    let blocking = sdk_blocking(), per = Int(blocking.dot_units), chunk = Int(blocking.dot_chunk)
+    let blocking = sdk_blocking(), per = Int(blocking.dot_units), chunk = DBGCHUNK > 0 ? DBGCHUNK : Int(blocking.dot_chunk)
     let rowBlocks = evenBlocks(batch, Int(blocking.dot_rows)), blocks = (units + per - 1) / per
     func run(_ r: Range<Int>) {
         let lo = r.lowerBound * per, hi = min(r.upperBound * per, units)
@@ -223,3 +223,5 @@ public func dotGEMM(batch: Int, n: Int, units: Int, g: UnsafePointer<Float>, ldg
     }
     if let pool, pool.width > 1 { pool.forChunks(blocks, run) } else { run(0..<blocks) }
 }
+
+let DBGCHUNK: Int = getenv("DBGCHUNK").flatMap { Int(String(cString: $0)) } ?? 0

@@ -20,7 +20,11 @@ final class GoldenTests: XCTestCase {
     }
 
     func run(_ name: String) throws {
-        let f = try load(name)
+        try forEachKernelSet { isa in try run(name, label: "\(isa) \(name)") }
+    }
+
+    func run(_ fixture: String, label name: String) throws {
+        let f = try load(fixture)
         var cfg = ModelConfig()
         (cfg.vocabSize, cfg.embedSize, cfg.hiddenSize, cfg.numLayers) =
             (f.int("vocab"), f.int("embed"), f.int("hidden"), f.int("layers"))

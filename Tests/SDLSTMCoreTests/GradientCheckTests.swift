@@ -5,6 +5,10 @@ import XCTest
 /// every parameter entry, every policy on every site, masks frozen so the loss is one function.
 final class GradientCheckTests: XCTestCase {
     func check(_ policy: DropoutPolicy, sites: [DropoutSite], p: Float = 0.3, layers: Int = 2) throws {
+        try forEachKernelSet { isa in try check(policy, sites: sites, p: p, layers: layers, isa: isa) }
+    }
+
+    func check(_ policy: DropoutPolicy, sites: [DropoutSite], p: Float, layers: Int, isa: String) throws {
         let problem = try Problem(layers: layers)
         let model = problem.model
         for site in sites {
@@ -24,8 +28,8 @@ final class GradientCheckTests: XCTestCase {
                 }
             }
             // A check of near-zero gradients would pass whatever the code did.
-            XCTAssertGreaterThan(numeric.map(abs).max()!, 10 * atol, "\(policy) \(param.pytorchName): gradient too small to check")
-            assertClose(analytic, numeric, atol: atol, rtol: 2e-2, "\(policy) \(param.pytorchName)")
+            XCTAssertGreaterThan(numeric.map(abs).max()!, 10 * atol, "\(isa) \(policy) \(param.pytorchName): gradient too small to check")
+            assertClose(analytic, numeric, atol: atol, rtol: 2e-2, "\(isa) \(policy) \(param.pytorchName)")
         }
     }
 

@@ -7,6 +7,13 @@ import XCTest
 final class StructuredGEMMTests: XCTestCase {
     func check(steps t: Int, batch b: Int, width d: Int, outputs n: Int, policy: DropoutPolicy, p: Float,
                threads: Int = 1) throws {
+        try forEachKernelSet { isa in
+            try check(steps: t, batch: b, width: d, outputs: n, policy: policy, p: p, threads: threads, isa: isa)
+        }
+    }
+
+    func check(steps t: Int, batch b: Int, width d: Int, outputs n: Int, policy: DropoutPolicy, p: Float,
+               threads: Int, isa: String) throws {
         let pool = ThreadPool(threads: threads)
         var rng = Random(seed: UInt64(t * 1000 + b * 10 + d))
         let mask = try DropoutMask(width: d)
@@ -31,14 +38,14 @@ final class StructuredGEMMTests: XCTestCase {
         mask.forwardGEMM(w.ptr, n: n, into: c.ptr, ldc: n, steps: 0..<t, pool: pool)
         var want = [Double](repeating: 0, count: t * b * n)
         for r in 0..<(t * b) { for j in 0..<d where xm[r * d + j] != 0 { for o in 0..<n { want[r * n + o] += xm[r * d + j] * Double(w[j * n + o]) } } }
-        assertClose(c.array, want, atol: 1e-5, rtol: 1e-4, "forward")
+        assertClose(c.array, want, atol: 1e-5, rtol: 1e-4, "\(isa) " + "forward")
 
         let dw = try Buffer(d * n)
         dw.array.indices.forEach { dw[$0] = 7 }  // stale values must be overwritten
         mask.weightGradient(g.ptr, n: n, ldg: n, into: dw.ptr, pool: pool)
         want = [Double](repeating: 0, count: d * n)
         for r in 0..<(t * b) { for j in 0..<d where xm[r * d + j] != 0 { for o in 0..<n { want[j * n + o] += xm[r * d + j] * Double(g[r * n + o]) } } }
-        assertClose(dw.array, want, atol: 1e-5, rtol: 1e-4, "weight gradient")
+        assertClose(dw.array, want, atol: 1e-5, rtol: 1e-4, "\(isa) " + "weight gradient")
 
         let dx = try Buffer(t * b * d)
         mask.backwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, pool: pool)
@@ -53,7 +60,29 @@ final class StructuredGEMMTests: XCTestCase {
                 }
             }
         }
-        assertClose(dx.array, want, atol: 1e-5, rtol: 1e-4, "backward data")
+        assertClose(dx.array, want, atol: 1e-5, rtol: 1e-4, "\(isa) " + "backward data")
+    }
+
+    /// The recurrent product: C += A · W[idx, :] with W in panels, for every row and panel tail,
+    /// all rows (the dense recurrent step) or a kept subset (the RH site).
+    func testPanelGEMM() throws {
+        try forEachKernelSet { isa in
+            for (batch, k, rows, n, all) in [(20, 37, 37, 150, true), (7, 11, 23, 81, false), (3, 40, 40, 16, true)] {
+                var rng = Random(seed: UInt64(batch * 100 + n))
+                let idx = try IndexBuffer(k)
+                for j in 0..<k { idx.ptr[j] = Int32(all ? j : j * rows / k) }
+                let a = try Buffer((0..<(batch * k)).map { _ in rng.uniform() - 0.5 })
+                let w = try Buffer((0..<(rows * n)).map { _ in rng.uniform() - 0.5 })
+                let c = try Buffer((0..<(batch * n)).map { _ in rng.uniform() - 0.5 })
+                var want = c.array.map(Double.init)
+                for r in 0..<batch { for j in 0..<k { for o in 0..<n { want[r * n + o] += Double(a[r * k + j]) * Double(w[Int(idx.ptr[j]) * n + o]) } } }
+                let panels = try Buffer(panelCount(rows: rows, n: n))
+                packPanels(w.ptr, rows: rows, n: n, into: panels.ptr)
+                panelGEMM(batch: batch, n: n, k: k, a: a.ptr, lda: k, idx: idx.ptr, panels: panels.ptr, rows: rows,
+                          c: c.ptr, ldc: n, pool: ThreadPool(threads: 2))
+                assertClose(c.array, want, atol: 1e-5, rtol: 1e-4, "\(isa) panelGEMM \(batch)x\(n)")
+            }
+        }
     }
 
     func testStructuredBatchTwenty() throws { try check(steps: 5, batch: 20, width: 37, outputs: 150, policy: .structured, p: 0.5) }

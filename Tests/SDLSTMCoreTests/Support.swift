@@ -1,3 +1,4 @@
+import CKernels
 import SDLSTMCore
 import XCTest
 
@@ -63,4 +64,14 @@ func numericGradient(_ param: Parameter, eps: Float = 1e-2, _ loss: () throws ->
         numeric[i] = (up - down) / Double(2 * eps)
     }
     return numeric
+}
+
+/// Runs body once under every kernel set this CPU has (AVX-512, AVX2, portable C), so that each
+/// path is checked on a machine that has it; the CPU's best is selected again afterwards.
+func forEachKernelSet(_ body: (String) throws -> Void) rethrows {
+    defer { _ = sdk_set_isa(sdk_cpu_isa()) }
+    for isa in [SDK_ISA_AVX512, SDK_ISA_AVX2, SDK_ISA_PORTABLE] where isa.rawValue <= sdk_cpu_isa().rawValue {
+        XCTAssertEqual(sdk_set_isa(isa), 0)
+        try body(String(cString: sdk_isa_name(isa)))
+    }
 }
