@@ -258,6 +258,14 @@ func benchKernelShape(t: Int, b: Int, d: Int, n: Int, keep: Float, isa: sdk_isa_
                               panelGEMM(batch: b, n: n, k: d, a: xm.ptr + s * b * d, lda: d, idx: all.ptr, panels: panels.ptr,
                                         rows: d, c: c.ptr + s * b * n, ldc: n, pool: pool) } },
                         perStepSgemm))
+        // Its backward data, dH_{t-1} = dG_t · W_hhᵀ per step: dot products with all rows in place.
+        kernels.append(("recurrent-backward-dense",
+                        { for s in 0..<t {
+                              dotGEMM(batch: b, n: n, units: d, g: g.ptr + s * b * n, ldg: n, idx: all.ptr, w: w.ptr, ldw: n,
+                                      d: dx.ptr + s * b * d, ldd: d, pool: pool) } },
+                        { for s in 0..<t {
+                              gemm(transB: true, m: b, n: d, k: n, a: g.ptr + s * b * n, lda: n, b: w.ptr, ldb: n, beta: 0,
+                                   c: dx.ptr + s * b * d, ldc: d, pool: pool) } }))
     } else {
         kernels = [
             ("forward",

@@ -156,5 +156,5 @@ AVX2 static void backward_data_avx2(int rows, int units, int k, const float *G, 
 
 const sdk_kernel_set sdk_avx2_kernels = {
     forward_avx2, weight_grad_avx2, backward_data_avx2,
-    {.forward_rows = 6, .panel = 16, .grad_units = 6, .dot_rows = 3, .dot_units = 4, .dot_chunk = 512},
+    {.forward_rows = 6, .panel = 16, .grad_units = 6, .dot_rows = 3, .dot_units = 4, .dot_chunk = 1024},
 };

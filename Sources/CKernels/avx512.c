@@ -10,7 +10,9 @@
 
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx512f")))
+/* VL too: without it the compiler cannot zero or move zmm16-31 with short encodings and keeps
+ * accumulators in zmm0-15, spilling the rest (every AVX-512 CPU but Xeon Phi has VL). */
+#define AVX512 __attribute__((target("avx512f,avx512vl")))
 
 /* Up to 5 x 5 accumulators in forward and weight-gradient blocks, 6 x 4 in backward data. */
 enum { MAX_ROWS = 5, MAX_VECTORS = 5, PANEL = 16 * MAX_VECTORS, DOT_ROWS = 6, DOT_UNITS = 4 };
@@ -114,6 +116,17 @@ AVX512 SDK_INLINE __m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
+/* One vector of columns j..j+15 (those in m) of the dot products. */
+AVX512 SDK_INLINE void dot_columns(const int R, const int U, __m512 c[DOT_ROWS][DOT_UNITS], const float *G, int ldg,
+                                   const float *const w[DOT_UNITS], int j, __mmask16 m) {
+    __m512 wv[DOT_UNITS];
+    for (int u = 0; u < U; u++) wv[u] = _mm512_maskz_loadu_ps(m, w[u] + j);
+    for (int r = 0; r < R; r++) {
+        const __m512 g = _mm512_maskz_loadu_ps(m, G + (long)r * ldg + j);
+        for (int u = 0; u < U; u++) c[r][u] = _mm512_fmadd_ps(g, wv[u], c[r][u]);
+    }
+}
+
 /* D[R rows][U units] += G[R][0:k] · W[idx[u]][0:k]: 24 accumulators, each W vector meets R rows. */
 AVX512 SDK_INLINE void backward_data_block(const int R, const int U, int k, const float *G, int ldg,
                                            const int32_t *idx, const float *W, int ldw, float *D, int ldd) {
@@ -122,16 +135,9 @@ AVX512 SDK_INLINE void backward_data_block(const int R, const int U, int k, cons
     for (int r = 0; r < R; r++)
         for (int u = 0; u < DOT_UNITS; u++) c[r][u] = _mm512_setzero_ps();
     for (int u = 0; u < U; u++) w[u] = W + (long)idx[u] * ldw;
-    for (int j = 0; j < k; j += 16) {
-        const int last = j + 16 > k;
-        const __mmask16 m = last ? (__mmask16)((1u << (k - j)) - 1) : (__mmask16)0xFFFF;
-        __m512 wv[DOT_UNITS];
-        for (int u = 0; u < U; u++) wv[u] = _mm512_maskz_loadu_ps(m, w[u] + j);
-        for (int r = 0; r < R; r++) {
-            const __m512 g = _mm512_maskz_loadu_ps(m, G + (long)r * ldg + j);
-            for (int u = 0; u < U; u++) c[r][u] = _mm512_fmadd_ps(g, wv[u], c[r][u]);
-        }
-    }
+    int j = 0;
+    for (; j + 16 <= k; j += 16) dot_columns(R, U, c, G, ldg, w, j, 0xFFFF);
+    if (j < k) dot_columns(R, U, c, G, ldg, w, j, (__mmask16)((1u << (k - j)) - 1));
     for (int r = 0; r < R; r++) {
         float s[4];
         _mm_storeu_ps(s, sum4(c[r][0], c[r][1], c[r][2], c[r][3]));

@@ -12,7 +12,7 @@ sdk_isa_id sdk_cpu_isa(void) {
     int isa = atomic_load_explicit(&cached, memory_order_relaxed);
     if (isa < 0) {
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f")) isa = SDK_ISA_AVX512;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) isa = SDK_ISA_AVX512;
         else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa = SDK_ISA_AVX2;
         else isa = SDK_ISA_PORTABLE;
         atomic_store_explicit(&cached, isa, memory_order_relaxed);

@@ -36,5 +36,5 @@ static void backward_data_c(int rows, int units, int k, const float *G, int ldg,
 
 const sdk_kernel_set sdk_portable_kernels = {
     forward_c, weight_grad_c, backward_data_c,
-    {.forward_rows = 6, .panel = 16, .grad_units = 6, .dot_rows = 3, .dot_units = 4, .dot_chunk = 512},
+    {.forward_rows = 6, .panel = 16, .grad_units = 6, .dot_rows = 3, .dot_units = 4, .dot_chunk = 1024},
 };

@@ -228,8 +228,15 @@ public final class LSTMLayer {
                                               steps: t..<(t + 1), pool: pool)
                 dhNext = UnsafePointer(dhSteps.ptr + t * b * h)
             } else {
-                gemm(transB: true, m: b, n: h, k: g4, a: dGates.ptr + t * b * g4, lda: g4,
-                     b: whh.value.ptr, ldb: g4, beta: 0, c: dh.ptr, ldc: h, pool: pool)
+                // dH_{t-1} = dG_t · W_hhᵀ: the dot-product kernel reads W_hh's rows in place, where a
+                // per-step sgemm repacks W_hh ("recurrent-backward-dense" in `sdlstm-bench kernels`).
+                if sdk_isa() != SDK_ISA_PORTABLE {
+                    dotGEMM(batch: b, n: g4, units: h, g: dGates.ptr + t * b * g4, ldg: g4, idx: allUnits.ptr,
+                            w: whh.value.ptr, ldw: g4, d: dh.ptr, ldd: h, pool: pool)
+                } else {
+                    gemm(transB: true, m: b, n: h, k: g4, a: dGates.ptr + t * b * g4, lda: g4,
+                         b: whh.value.ptr, ldb: g4, beta: 0, c: dh.ptr, ldc: h, pool: pool)
+                }
                 if dropoutOn && recurrentDropout.isActive { recurrentDropout.apply(step: t, dh.ptr, dh.ptr) }
                 dhNext = UnsafePointer(dh.ptr)
             }

@@ -93,19 +93,26 @@ extension DropoutMask {
     public func backwardData(_ g: UnsafePointer<Float>, n: Int, ldg: Int, _ w: UnsafePointer<Float>,
                              into dx: UnsafeMutablePointer<Float>, steps range: Range<Int>, pool: ThreadPool? = nil) {
         let parts = pool?.width ?? 1
-        func step(_ t: Int, _ threads: ThreadPool?) {
-            let k = keptCount[t]
-            dotGEMM(batch: batch, n: n, units: k, g: g + t * batch * ldg, ldg: ldg, idx: keptIndex.ptr + t * width,
-                    w: w, ldw: n, d: gatheredGrad.ptr + gatherOffset[t], ldd: k, pool: threads)
+        // Column chunks outermost: the width × chunk slice of W serves every step of the range
+        // while it is in cache, so W streams from memory once per window, not once per step.
+        let chunk = Int(sdk_blocking().dot_chunk), chunks = (n + chunk - 1) / chunk
+        func run(_ steps: Range<Int>, _ threads: ThreadPool?) {
+            for i in 0..<chunks {
+                let n0 = n * i / chunks / 16 * 16, n1 = i == chunks - 1 ? n : n * (i + 1) / chunks / 16 * 16
+                for t in steps {
+                    dotGEMM(batch: batch, n: n1 - n0, units: keptCount[t], g: g + t * batch * ldg + n0, ldg: ldg,
+                            idx: keptIndex.ptr + t * width, w: w + n0, ldw: n, d: gatheredGrad.ptr + gatherOffset[t],
+                            ldd: keptCount[t], accumulate: i > 0, pool: threads)
+                }
+            }
         }
         if range.count >= parts, let pool, parts > 1 {
             pool.run { part in
-                let lo = range.lowerBound + range.count * part / parts, hi = range.lowerBound + range.count * (part + 1) / parts
-                for t in lo..<hi { step(t, nil) }
+                run((range.lowerBound + range.count * part / parts)..<(range.lowerBound + range.count * (part + 1) / parts), nil)
             }
         } else {
             // Few steps (the recurrent pass runs one at a time): threads split each step's kept units.
-            for t in range { step(t, pool) }
+            run(range, pool)
         }
         for t in range {
             let k = keptCount[t], idx = keptIndex.ptr + t * width, src = gatheredGrad.ptr + gatherOffset[t]
@@ -200,28 +207,24 @@ public func panelGEMM(batch: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: 
     if let pool, pool.width > 1 { pool.forChunks(strips, run) } else { run(0..<strips) }
 }
 
-/// D (batch × units, row stride ldd) = G (batch × n, row stride ldg) · W[idx[0..<units], :]ᵀ:
-/// dot products of G's rows with W's rows (row stride ldw), in column chunks that keep a few rows
-/// of G in L2 and the block's rows of W in L1. Threads take disjoint blocks of units.
+/// D (batch × units, row stride ldd) = G (batch × n, row stride ldg) · W[idx[0..<units], :]ᵀ, or
+/// += with `accumulate`: dot products of G's rows with W's rows (row stride ldw). Each block of
+/// W's rows meets all of G's rows while it is in L1. Threads take disjoint blocks of units.
 public func dotGEMM(batch: Int, n: Int, units: Int, g: UnsafePointer<Float>, ldg: Int, idx: UnsafePointer<Int32>,
-                    w: UnsafePointer<Float>, ldw: Int, d: UnsafeMutablePointer<Float>, ldd: Int, pool: ThreadPool?) {
-    let blocking = sdk_blocking(), per = Int(blocking.dot_units), chunk = DBGCHUNK > 0 ? DBGCHUNK : Int(blocking.dot_chunk)
+                    w: UnsafePointer<Float>, ldw: Int, d: UnsafeMutablePointer<Float>, ldd: Int, accumulate: Bool = false,
+                    pool: ThreadPool?) {
+    let blocking = sdk_blocking(), per = Int(blocking.dot_units)
     let rowBlocks = evenBlocks(batch, Int(blocking.dot_rows)), blocks = (units + per - 1) / per
     func run(_ r: Range<Int>) {
         let lo = r.lowerBound * per, hi = min(r.upperBound * per, units)
         guard lo < hi else { return }
-        for b in 0..<batch { (d + b * ldd + lo).update(repeating: 0, count: hi - lo) }
-        for n0 in stride(from: 0, to: n, by: chunk) {
-            let cols = min(chunk, n - n0)
-            for u0 in stride(from: lo, to: hi, by: per) {
-                for (r0, m) in rowBlocks {
-                    sdk_backward_data(Int32(m), Int32(min(per, hi - u0)), Int32(cols), g + r0 * ldg + n0, Int32(ldg),
-                                      idx + u0, w + n0, Int32(ldw), d + r0 * ldd + u0, Int32(ldd))
-                }
+        if !accumulate { for b in 0..<batch { (d + b * ldd + lo).update(repeating: 0, count: hi - lo) } }
+        for u0 in stride(from: lo, to: hi, by: per) {
+            for (r0, m) in rowBlocks {
+                sdk_backward_data(Int32(m), Int32(min(per, hi - u0)), Int32(n), g + r0 * ldg, Int32(ldg),
+                                  idx + u0, w, Int32(ldw), d + r0 * ldd + u0, Int32(ldd))
             }
         }
     }
     if let pool, pool.width > 1 { pool.forChunks(blocks, run) } else { run(0..<blocks) }
 }
-
-let DBGCHUNK: Int = getenv("DBGCHUNK").flatMap { Int(String(cString: $0)) } ?? 0

@@ -38,7 +38,7 @@ typedef struct sdk_block_sizes {
     int grad_units;       /* kept units per sdk_weight_grad call */
     int dot_rows;         /* rows of G per sdk_backward_data call */
     int dot_units;        /* kept units per sdk_backward_data call */
-    int dot_chunk;        /* columns of G per sdk_backward_data call that stay in cache */
+    int dot_chunk;        /* columns per sdk_backward_data call: a width x chunk slice of W stays in cache for all steps */
 } sdk_block_sizes;
 sdk_block_sizes sdk_blocking(void);
 
