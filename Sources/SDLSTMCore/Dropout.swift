@@ -1,3 +1,5 @@
+import CKernels
+
 /// Dropout policies (the paper's 2 × 2 framework) and the masks they draw.
 
 public enum DropoutPolicy: Int32, Sendable, CaseIterable {
@@ -118,15 +120,26 @@ public final class DropoutMask {
         for i in 0..<(nSteps * nRows * width) {
             values[i] = rng.uniform() < p ? 0 : scale
         }
-        if setting.policy.isStructured && 1 - p <= Self.kernelKeepLimit { buildColumns(scale: scale) }
+        if setting.policy.isStructured && Self.kernelsPay(keep: 1 - p) { buildColumns(scale: scale) }
     }
 
-    /// The kept-share kernels (StructuredGEMM.swift) reach 60–80 % of OpenBLAS's speed per
-    /// multiply-add here, so they win only when the mask drops enough: at p = 0.3 a translator's
-    /// step ran 0.85–0.87× of standard dropout's (`sdlstm-bench model nmt`), at p = 0.5 the LMs'
-    /// 1.06–1.42×. Above this kept share a structured mask is applied like any other and the GEMMs
-    /// run dense; explicit masks always take the kernels (tests compare the two paths).
-    public static let kernelKeepLimit: Float = 0.6
+    /// Whether a structured mask that keeps this share of its units takes the kept-share kernels
+    /// (StructuredGEMM.swift); otherwise it is applied like any other mask and the GEMMs run dense,
+    /// at standard dropout's cost. A kept multiply-add of the kernels costs 1/rate of one of
+    /// OpenBLAS's, so they pay while keep < rate; the margin covers the gathers and scatters
+    /// around them. Explicit masks always take the kernels (tests compare the two paths).
+    public static func kernelsPay(keep: Float) -> Bool { keep <= 0.9 * kernelRate(sdk_isa()) }
+
+    /// The lowest rate_vs_dense of the four passes at the PTB shapes (`sdlstm-bench kernels`, each
+    /// set against OpenBLAS on its proper core; bench/compare.md). Portable C is the reference
+    /// semantics, never the fast path.
+    static func kernelRate(_ isa: sdk_isa_id) -> Float {
+        switch isa {
+        case SDK_ISA_AVX512: return 0.85
+        case SDK_ISA_AVX2: return 0.65
+        default: return 0
+        }
+    }
 
     /// Replaces the drawn masks by given multipliers, T × B × width (tests, reference comparisons).
     /// A batch-uniform mask with one scale gets the column form, as a drawn structured one does.

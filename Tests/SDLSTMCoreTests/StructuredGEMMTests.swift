@@ -20,6 +20,10 @@ final class StructuredGEMMTests: XCTestCase {
         mask.setting = DropoutSetting(policy: policy, p: p)
         try mask.prepare(steps: t, batch: b, threads: threads)
         mask.sample(steps: t, batch: b, rng: &rng)
+        // The drawn mask, given explicitly: every kernel set takes the kernels whatever its rate.
+        var drawn: [Float] = []
+        for s in 0..<t { for r in 0..<b { drawn += UnsafeBufferPointer(start: mask.multipliers(step: s, sample: r), count: d) } }
+        try mask.setExplicit(drawn, steps: t, batch: b)
         XCTAssertTrue(mask.columnar)
         let x = try Buffer((0..<(t * b * d)).map { _ in rng.uniform() - 0.5 })
         let w = try Buffer((0..<(d * n)).map { _ in rng.uniform() - 0.5 })

@@ -116,9 +116,9 @@ final class TranslatorGradientCheckTests: XCTestCase {
 
     func testNoDropout() throws { try check(.none) }
     func testStandard() throws { try check(.standard) }
-    /// p ≥ 0.4 takes the kept-share kernels, lower p the dense path with the mask applied.
+    /// p = 0.5 takes the kept-share kernels on the SIMD kernel sets, p = 0.1 the dense path with the mask applied.
     func testStructured() throws { try check(.structured, p: 0.5) }
-    func testStructuredBelowKernelLimit() throws { try check(.structured, p: 0.3) }
+    func testStructuredBelowKernelLimit() throws { try check(.structured, p: 0.1) }
     func testVariational() throws { try check(.variational) }
     func testStructuredFixed() throws { try check(.structuredFixed, p: 0.4) }
     func testUnidirectionalWithoutInputFeeding() throws {
