@@ -127,14 +127,14 @@ const char *sdlstm_last_error(void);
 /* A short constant name for a status code, e.g. "SDLSTM_E_INVALID". Never NULL. */
 const char *sdlstm_status_name(sdlstm_status status);
 
-/* What this process computes with: sdlstm's own kernels and the BLAS under it.
- * Two environment variables are read once, at the first model (created or loaded) or at the first
- * sdlstm_get_runtime_info:
- * - SDLSTM_ISA=avx512|avx2|portable runs a lesser kernel set than the CPU's best; a set the CPU
- *   lacks or another word makes that call and every model creation fail with SDLSTM_E_INVALID.
- * - The first model warns once on stderr when blas_core_generic is 1, naming the OPENBLAS_CORETYPE
- *   that fixes it (set before the program starts; the library never sets it);
- *   SDLSTM_QUIET_BLAS_WARNING=1 silences that. */
+/* What this process computes with: sdlstm's own kernels and the BLAS under it. The environment is
+ * read once per process:
+ * - SDLSTM_ISA=avx512|avx2|portable chooses sdlstm's kernel set (default: the CPU's best) at the
+ *   first model (created or loaded) or sdlstm_get_runtime_info; a set the CPU lacks, or another
+ *   word, makes both fail with SDLSTM_E_INVALID from then on.
+ * - When blas_core_generic is 1, the first model warns once on stderr, naming the OPENBLAS_CORETYPE
+ *   to set before the program starts (the library never sets it); SDLSTM_QUIET_BLAS_WARNING=1
+ *   silences the warning. */
 typedef struct sdlstm_runtime_info {
     size_t struct_size;        /* sizeof(sdlstm_runtime_info) */
     const char *kernel_isa;    /* "avx512", "avx2" or "portable": the kernels sdlstm runs (SDLSTM_ISA may lower it) */

@@ -117,7 +117,8 @@ private let kernelISAFailure: SDLSTMError? = {
     }
 }()
 
-/// SDLSTM_QUIET_BLAS_WARNING (any value but "" and "0") silences it, for hosts that know.
+/// The generic-core warning, printed at most once per process; SDLSTM_QUIET_BLAS_WARNING (any value
+/// but "" and "0") silences it for hosts that know.
 private let blasWarningPrinted: Void = {
     guard let warning = Platform.current.blasWarning else { return }
     if let quiet = getenv("SDLSTM_QUIET_BLAS_WARNING"), quiet.pointee != 0, String(cString: quiet) != "0" { return }
