@@ -123,12 +123,16 @@ test-checkpoints: $(LM)
 	    printf "checkpoints: PyTorch from the checkpoint alone: valid ppl %.6g vs sdlstm %s (relative %.1e)\n", a, b, d; exit !(d < 1e-4) }'; \
 	else echo "checkpoints: python3-torch or python3-h5py missing: skipping the PyTorch perplexity check"; fi
 
+# When OpenBLAS runs a pre-AVX2 core on an AVX2/AVX-512 CPU and OPENBLAS_CORETYPE is unset, the
+# remedy for the rest of this recipe line only (tools/blas-coretype.sh says so); tests never set it.
+BLAS_REMEDY = coretype=$$(CC="$(CC)" tools/blas-coretype.sh); if [ -n "$$coretype" ]; then export OPENBLAS_CORETYPE=$$coretype; fi
+
 # DEMO_STEPS steps of PTB (1328 make an epoch) per policy; each prints its JSON line, then the
 # two side by side. 1000 steps keep the whole demo, build included, under 10 minutes on 2 cores.
 DEMO_STEPS ?= 1000
 demo: examples
 	@echo "sdlstm demo: PTB, 2 x 200 LSTM, $(DEMO_STEPS) steps of batch 20 x 35, dropout p = 0.5 on the non-recurrent sites, $(THREADS) threads"
-	@for pol in structured standard; do \
+	@$(BLAS_REMEDY); for pol in structured standard; do \
 	  echo "== $$pol dropout (progress on stderr)"; \
 	  $(LM) --data data/ptb --hidden 200 --layers 2 --epochs 1 --max-steps $(DEMO_STEPS) --policy $$pol --p-nr 0.5 --threads $(THREADS) \
 	    | tee build/demo-$$pol.json || exit 1; \
@@ -145,7 +149,7 @@ BENCH_ROUNDS  ?= 12
 bench: deps
 	swift build -c release --product sdlstm-bench
 	@mkdir -p build
-	@bin=$$(swift build -c release --show-bin-path)/sdlstm-bench; \
+	@bin=$$(swift build -c release --show-bin-path)/sdlstm-bench; $(BLAS_REMEDY); \
 	{ $$bin kernels --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
 	  $$bin model ptb-medium --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
 	  $$bin model ptb-large --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \

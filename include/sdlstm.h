@@ -127,12 +127,36 @@ const char *sdlstm_last_error(void);
 /* A short constant name for a status code, e.g. "SDLSTM_E_INVALID". Never NULL. */
 const char *sdlstm_status_name(sdlstm_status status);
 
+/* What this process computes with: sdlstm's own kernels and the BLAS under it. The environment is
+ * read once per process:
+ * - SDLSTM_ISA=avx512|avx2|portable chooses sdlstm's kernel set (default: the CPU's best) at the
+ *   first model (created or loaded) or sdlstm_get_runtime_info; a set the CPU lacks, or another
+ *   word, makes both fail with SDLSTM_E_INVALID from then on.
+ * - When blas_core_generic is 1, the first model warns once on stderr, naming the OPENBLAS_CORETYPE
+ *   to set before the program starts (the library never sets it); SDLSTM_QUIET_BLAS_WARNING=1
+ *   silences the warning. */
+typedef struct sdlstm_runtime_info {
+    size_t struct_size;        /* sizeof(sdlstm_runtime_info) */
+    const char *kernel_isa;    /* "avx512", "avx2" or "portable": the kernels sdlstm runs (SDLSTM_ISA may lower it) */
+    const char *cpu_isa;       /* the best set this CPU has */
+    const char *cpu_model;     /* /proc/cpuinfo model name, or "unknown" */
+    const char *blas_name;     /* "OpenBLAS" */
+    const char *blas_version;  /* e.g. "0.3.21" */
+    const char *blas_core;     /* the kernels OpenBLAS chose, e.g. "Cooperlake", "Haswell", "Prescott" */
+    int32_t blas_threads;      /* OpenBLAS's process-wide thread count */
+    int32_t blas_core_generic; /* 1: OpenBLAS runs a generic core on a CPU that has AVX2 or AVX-512 (slow dense GEMMs) */
+} sdlstm_runtime_info;
+
+/* Fills info (up to info->struct_size bytes); the strings are static and live as long as the library. */
+sdlstm_status sdlstm_get_runtime_info(sdlstm_runtime_info *info);
+
 /* Fills cfg (whose struct_size you set) with the defaults for task.
  * LM: PTB medium, vocab 10000, embedding 650, 2 layers x 650, init 0.05, seed 1. */
 sdlstm_status sdlstm_config_init(sdlstm_config *cfg, sdlstm_task task);
 
 /* Creates a model with freshly initialised parameters, no dropout, SGD with learning rate 1, no
- * clipping, and a zero carried state that takes its batch size from the first batch. */
+ * clipping, and a zero carried state that takes its batch size from the first batch. A bad
+ * SDLSTM_ISA (see sdlstm_runtime_info) is SDLSTM_E_INVALID. */
 sdlstm_status sdlstm_model_create(const sdlstm_config *cfg, sdlstm_model **out);
 
 /* Frees a model and everything it owns. NULL is ignored. */

@@ -37,13 +37,11 @@ public func sdlstm_bleu(_ hypotheses: UnsafePointer<UnsafePointer<CChar>?>?,
                                    references: try strings(references, count, "references"),
                                    lowercase: lowercase, tokenizer: tokenizer)
         let p = score.precisions
-        var c = sdlstm_bleu_scores(struct_size: out.pointee.struct_size, bleu: score.score,
+        let c = sdlstm_bleu_scores(struct_size: out.pointee.struct_size, bleu: score.score,
                                    precisions: (p[0], p[1], p[2], p[3]), brevity_penalty: score.brevityPenalty,
                                    length_ratio: score.lengthRatio,
                                    hyp_len: Int64(score.statistics.hypothesisLength),
                                    ref_len: Int64(score.statistics.referenceLength))
-        withUnsafeBytes(of: &c) {
-            UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: min(out.pointee.struct_size, $0.count))
-        }
+        copyOut(c, to: out, structSize: out.pointee.struct_size)
     }
 }

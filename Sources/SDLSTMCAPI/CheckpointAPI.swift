@@ -38,11 +38,9 @@ public func sdlstm_get_progress(_ model: OpaquePointer?, _ out: UnsafeMutablePoi
         let out = try unwrap(out, "out")
         try checkSize(out.pointee.struct_size, of: sdlstm_progress.self, "out")
         let o = m.optimizer
-        var p = sdlstm_progress(struct_size: out.pointee.struct_size, step: o.progress.step, epoch: o.progress.epoch,
+        let p = sdlstm_progress(struct_size: out.pointee.struct_size, step: o.progress.step, epoch: o.progress.epoch,
                                 epoch_step: o.progress.epochStep, learning_rate: o.learningRate, clip_norm: o.clipNorm)
-        withUnsafeBytes(of: &p) {
-            UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: min(out.pointee.struct_size, $0.count))
-        }
+        copyOut(p, to: out, structSize: out.pointee.struct_size)
     }
 }
 

@@ -92,10 +92,16 @@ func coreBatch(_ batch: UnsafePointer<sdlstm_batch>?) throws(SDLSTMError) -> Bat
     out.wordLengths = b.word_lengths
     return out
 }
-/// Writes the stats into the caller's struct, no further than its struct_size.
+/// Writes `value` into the caller's struct, no further than the struct_size it set: a program built
+/// against a newer header passes a larger struct, whose fields this library does not know.
+func copyOut<T>(_ value: T, to out: UnsafeMutablePointer<T>, structSize: Int) {
+    withUnsafeBytes(of: value) { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: min(structSize, $0.count)) }
+}
+
 func write(_ stats: StepStats, to out: UnsafeMutablePointer<sdlstm_stats>?) {
     guard let out else { return }
-    var s = sdlstm_stats(struct_size: out.pointee.struct_size, loss: stats.loss, tokens: Int64(stats.tokens),
-                         grad_norm: stats.gradNorm, skipped_macs_fraction: stats.skippedMACsFraction)
-    withUnsafeBytes(of: &s) { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: min(out.pointee.struct_size, $0.count)) }
+    let size = out.pointee.struct_size
+    copyOut(sdlstm_stats(struct_size: size, loss: stats.loss, tokens: Int64(stats.tokens),
+                         grad_norm: stats.gradNorm, skipped_macs_fraction: stats.skippedMACsFraction),
+            to: out, structSize: size)
 }

@@ -158,12 +158,10 @@ public func sdlstm_span_f1_scores(_ f1: OpaquePointer?, _ type: Int32,
             }
             s = scores
         }
-        var c = sdlstm_span_scores(struct_size: out.pointee.struct_size, gold_spans: Int64(s.goldSpans),
+        let c = sdlstm_span_scores(struct_size: out.pointee.struct_size, gold_spans: Int64(s.goldSpans),
                                    predicted_spans: Int64(s.predictedSpans), correct_spans: Int64(s.correctSpans),
                                    precision: s.precision, recall: s.recall, f1: s.f1,
                                    tokens: Int64(s.tokens), correct_tags: Int64(s.correctTags))
-        withUnsafeBytes(of: &c) {
-            UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: min(out.pointee.struct_size, $0.count))
-        }
+        copyOut(c, to: out, structSize: out.pointee.struct_size)
     }
 }

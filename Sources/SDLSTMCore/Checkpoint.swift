@@ -572,14 +572,7 @@ public enum Checkpoint {
 
     /// The process umask, read without changing it (/proc/self/status), 022 if unknown.
     private static func currentUmask() -> mode_t {
-        guard let f = fopen("/proc/self/status", "r") else { return 0o022 }
-        defer { fclose(f) }
-        var line = [CChar](repeating: 0, count: 256)
-        while fgets(&line, 256, f) != nil {
-            let s = H5.string(line)
-            if s.hasPrefix("Umask:"), let v = mode_t(s.dropFirst(6).trimmingCharacters(), radix: 8) { return v }
-        }
-        return 0o022
+        procValue("Umask", file: "/proc/self/status").flatMap { mode_t($0, radix: 8) } ?? 0o022
     }
 
     /// Makes the rename durable. Filesystems that cannot sync a directory (EINVAL) are left as they are.
@@ -612,9 +605,3 @@ public enum Checkpoint {
 }
 
 func errnoText() -> String { String(cString: strerror(errno)) }
-
-private extension Substring {
-    func trimmingCharacters() -> String {
-        String(drop { $0 == " " || $0 == "\t" }.prefix { $0 != "\n" && $0 != " " })
-    }
-}

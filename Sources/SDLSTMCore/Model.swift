@@ -150,8 +150,9 @@ public func defaultThreads() -> Int {
     return min(n, 256)
 }
 
-/// Builds the model a config describes.
+/// Builds the model a config describes; every model of the ABI, created or loaded, starts here.
 public func makeModel(_ config: ModelConfig) throws(SDLSTMError) -> any Model {
+    try prepareProcess()
     switch config.task {
     case .languageModel: return try LanguageModel(config)
     case .tagger: return try Tagger(config)

@@ -137,6 +137,23 @@ final class CheckpointTests: XCTestCase {
 
     /// A save killed before its rename leaves a temporary file; the next save of the target removes
     /// it once its process is gone, and the target was never touched.
+    /// A new checkpoint gets 0666 less the process umask (read from /proc/self/status, which
+    /// umask() cannot do without changing it); a replaced one keeps its file's mode.
+    func testFileModes() throws {
+        let t = try TrainedLM()
+        let previous = umask(0o027)
+        defer { umask(previous) }
+        let path = "\(dir)/m.h5"
+        var st = stat()
+        try Checkpoint.save(t.model, to: path)
+        XCTAssertEqual(stat(path, &st), 0)
+        XCTAssertEqual(st.st_mode & 0o777, 0o640)
+        chmod(path, 0o600)
+        try Checkpoint.save(t.model, to: path)
+        XCTAssertEqual(stat(path, &st), 0)
+        XCTAssertEqual(st.st_mode & 0o777, 0o600)
+    }
+
     func testStaleTemporaryFilesAreRemoved() throws {
         let t = try TrainedLM()
         let path = "\(dir)/m.h5"

@@ -115,6 +115,22 @@ final class WrapperTests: XCTestCase {
         XCTAssertEqual(thrown?.status, .numeric, "\(String(describing: thrown))")
     }
 
+    func testRuntimeInfoMirrorsTheABI() throws {
+        let info = try runtimeInfo()
+        var c = sdlstm_runtime_info()
+        c.struct_size = MemoryLayout<sdlstm_runtime_info>.size
+        XCTAssertEqual(sdlstm_get_runtime_info(&c), SDLSTM_OK)
+        XCTAssertTrue(["portable", "avx2", "avx512"].contains(info.kernelISA), info.kernelISA)
+        XCTAssertEqual(info.kernelISA, String(cString: c.kernel_isa))
+        XCTAssertEqual(info.cpuISA, String(cString: c.cpu_isa))
+        XCTAssertEqual(info.cpuModel, String(cString: c.cpu_model))
+        XCTAssertEqual(info.blasName, "OpenBLAS")
+        XCTAssertEqual(info.blasVersion, String(cString: c.blas_version))
+        XCTAssertEqual(info.blasCore, String(cString: c.blas_core))
+        XCTAssertEqual(info.blasThreads, Int(c.blas_threads))
+        XCTAssertEqual(info.blasCoreIsGeneric, c.blas_core_generic != 0)
+    }
+
     func testStatusMapping() {
         for status in SDLSTMError.Status.allCases {
             XCTAssertEqual(SDLSTMError.Status(status.cStatus), status)

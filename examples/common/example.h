@@ -1,7 +1,7 @@
 /*
- * example.h — what the example programs share: flag parsing, reporting failed library calls,
- * dropout set-up, training totals, timing, a string -> id hash map, file reading, a small random
- * generator and JSON numbers.
+ * example.h — what the example programs share: flag parsing, reporting failed library calls and
+ * the runtime, dropout set-up, training totals, timing, a string -> id hash map, file reading, a
+ * small random generator and JSON numbers and strings.
  *
  * Header-only, so that each example still builds from its one .c file with one cc command. Before
  * including it, a program defines _POSIX_C_SOURCE (200809L: clock_gettime, strtok_r, strdup) and
@@ -132,6 +132,18 @@ static inline bool ok(sdlstm_status s, const char *what) {
     return false;
 }
 
+/* Prints what the library computes with as the program's first line on stderr (a slow OpenBLAS core
+ * shows here first) and keeps it in info for json_runtime; false after reporting a failure, such
+ * as a bad SDLSTM_ISA. */
+static inline bool report_runtime(sdlstm_runtime_info *info) {
+    *info = (sdlstm_runtime_info){.struct_size = sizeof *info};
+    if (!ok(sdlstm_get_runtime_info(info), "sdlstm_get_runtime_info")) return false;
+    fprintf(stderr, EXAMPLE_NAME ": sdlstm %s: kernels %s (cpu %s, %s), %s %s (core %s, %d threads)\n", sdlstm_version(),
+            info->kernel_isa, info->cpu_isa, info->cpu_model, info->blas_name, info->blas_version, info->blas_core,
+            info->blas_threads);
+    return true;
+}
+
 /* Non-recurrent dropout sits wherever a layer's input is not its own past: the INPUT, BETWEEN
  * (only a stack has it) and OUTPUT sites share p_nr; the RECURRENT site is a separate knob. */
 static inline bool set_dropout_sites(sdlstm_model *m, sdlstm_policy policy, double p_nr, double p_rh,
@@ -206,6 +218,28 @@ static inline void format_duration(char *out, size_t n, double s) {
 static inline void json_number(const char *key, double v) {
     if (isfinite(v)) printf(",\"%s\":%.6g", key, v);
     else printf(",\"%s\":null", key);
+}
+
+/* Any string, a CPU's model name included, escaped as JSON requires. */
+static inline void json_string(const char *key, const char *s) {
+    printf(",\"%s\":\"", key);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
+/* The runtime facts of the JSON result line, from report_runtime. */
+static inline void json_runtime(const sdlstm_runtime_info *info) {
+    char blas[256];
+    snprintf(blas, sizeof blas, "%s %s", info->blas_name, info->blas_version);
+    json_string("kernel_isa", info->kernel_isa);
+    json_string("cpu", info->cpu_model);
+    json_string("blas", blas);
+    json_string("blas_core", info->blas_core);
 }
 
 /* ------------------------------------------------------------------------------------------ */

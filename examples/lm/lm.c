@@ -561,8 +561,8 @@ static bool train_epoch(sdlstm_model *m, batcher *b, const options *o, int32_t e
 /* Output                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-static void print_result(const options *o, int32_t vocab_size, const train_totals *tot, int32_t epoch,
-                         double valid_ppl, double test_ppl, double seconds) {
+static void print_result(const options *o, const sdlstm_runtime_info *rt, int32_t vocab_size, const train_totals *tot,
+                         int32_t epoch, double valid_ppl, double test_ppl, double seconds) {
     printf("{\"task\":\"lm\",\"policy\":\"%s\"", o->policy_name);
     json_number("p_nr", o->p_nr);
     json_number("p_rh", o->p_rh);
@@ -584,6 +584,7 @@ static void print_result(const options *o, int32_t vocab_size, const train_total
     json_number("skipped_macs_fraction", tot->steps > 0 ? tot->skipped_sum / (double)tot->steps : 0);
     json_number("train_seconds", tot->seconds);
     json_number("seconds", seconds);
+    json_runtime(rt);
     printf(",\"version\":\"%s\"}\n", sdlstm_version());
     fflush(stdout);
 }
@@ -594,6 +595,8 @@ int main(int argc, char **argv) {
     double t0 = now_s();
     options o;
     parse_args(argc, argv, &o);
+    sdlstm_runtime_info rt;
+    if (!report_runtime(&rt)) return 1;
 
     int status = 1;
     dataset d = {0};
@@ -627,8 +630,7 @@ int main(int argc, char **argv) {
         goto done;
     }
     fprintf(stderr,
-            "lm: sdlstm %s; vocab %d; tokens train %" PRId64 " valid %" PRId64 " test %" PRId64 "\n",
-            sdlstm_version(), d.vocab.size, d.train.size, d.valid.size, d.test.size);
+            "lm: vocab %d; tokens train %" PRId64 " valid %" PRId64 " test %" PRId64 "\n", d.vocab.size, d.train.size, d.valid.size, d.test.size);
 
     if (!batcher_init(&train, &d.train, o.batch, o.bptt, "ptb.train.txt") ||
         !batcher_init(&valid, &d.valid, o.batch, o.bptt, "ptb.valid.txt") ||
@@ -668,7 +670,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "test ppl %.2f\n", test_ppl);
     save_checkpoint(m, &o, &save_failures);
 
-    print_result(&o, d.vocab.size, &tot, last_epoch, valid_ppl, test_ppl, now_s() - t0);
+    print_result(&o, &rt, d.vocab.size, &tot, last_epoch, valid_ppl, test_ppl, now_s() - t0);
     status = save_failures > 0;
 
 done:

@@ -730,8 +730,8 @@ static bool train_epoch(sdlstm_model *m, const dataset *d, const options *o, int
 /* Output                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-static void print_result(const options *o, const dataset *d, const train_totals *tot, int32_t best_epoch,
-                         double dev_f1, double test_f1, double seconds) {
+static void print_result(const options *o, const sdlstm_runtime_info *rt, const dataset *d, const train_totals *tot,
+                         int32_t best_epoch, double dev_f1, double test_f1, double seconds) {
     printf("{\"task\":\"ner\",\"policy\":\"%s\"", o->policy_name);
     json_number("p_nr", o->p_nr);
     json_number("p_rh", o->p_rh);
@@ -759,6 +759,7 @@ static void print_result(const options *o, const dataset *d, const train_totals 
                 tot->last_epoch_tokens > 0 ? tot->last_epoch_loss / (double)tot->last_epoch_tokens : NAN);
     json_number("skipped_macs_fraction", tot->steps > 0 ? tot->skipped_sum / (double)tot->steps : 0);
     json_number("train_seconds", tot->seconds);
+    json_runtime(rt);
     printf(",\"version\":\"%s\"}\n", sdlstm_version());
     fflush(stdout);
 }
@@ -769,6 +770,8 @@ int main(int argc, char **argv) {
     double t0 = now_s();
     options o;
     parse_args(argc, argv, &o);
+    sdlstm_runtime_info rt;
+    if (!report_runtime(&rt)) return 1;
 
     int status = 1;
     dataset d = {0};
@@ -778,9 +781,9 @@ int main(int argc, char **argv) {
 
     if (!dataset_load(&o, &d)) goto done;
     fprintf(stderr,
-            "ner: sdlstm %s; words %d, characters %d, tags %d; sentences train %d dev %d test %d; "
+            "ner: words %d, characters %d, tags %d; sentences train %d dev %d test %d; "
             "tokens train %" PRId64 " dev %" PRId64 " test %" PRId64 "\n",
-            sdlstm_version(), d.words.size, d.char_vocab, d.tags.size, d.train.sentences, d.dev.sentences,
+            d.words.size, d.char_vocab, d.tags.size, d.train.sentences, d.dev.sentences,
             d.test.sentences, d.train.tokens, d.dev.tokens, d.test.tokens);
 
     order = malloc((size_t)d.train.sentences * sizeof *order);
@@ -828,7 +831,7 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "best dev F1 %.2f at epoch %d; its test F1 %.2f\n", best_dev, best_epoch, best_test);
 
-    print_result(&o, &d, &tot, best_epoch, best_dev, best_test, now_s() - t0);
+    print_result(&o, &rt, &d, &tot, best_epoch, best_dev, best_test, now_s() - t0);
     status = 0;
 
 done:

@@ -1167,8 +1167,8 @@ static bool dry_run(const options *o, const dataset *d, int32_t *order, int32_t 
 /* Output                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-static void print_result(const options *o, const dataset *d, const train_totals *tot, int32_t best_epoch,
-                         double val_bleu, double test_bleu, double val_ppl, double seconds) {
+static void print_result(const options *o, const sdlstm_runtime_info *rt, const dataset *d, const train_totals *tot,
+                         int32_t best_epoch, double val_bleu, double test_bleu, double val_ppl, double seconds) {
     printf("{\"task\":\"nmt\",\"policy\":\"%s\"", o->policy_name);
     json_number("p_nr", o->p_nr);
     json_number("p_rh", o->p_rh);
@@ -1197,6 +1197,7 @@ static void print_result(const options *o, const dataset *d, const train_totals 
     json_number("train_ppl", ppl_of(tot->last_epoch_loss, tot->last_epoch_tokens));
     json_number("skipped_macs_fraction", tot->steps > 0 ? tot->skipped_sum / (double)tot->steps : 0);
     json_number("train_seconds", tot->seconds);
+    json_runtime(rt);
     printf(",\"version\":\"%s\"}\n", sdlstm_version());
     fflush(stdout);
 }
@@ -1213,6 +1214,8 @@ int main(int argc, char **argv) {
     double t0 = now_s();
     options o;
     parse_args(argc, argv, &o);
+    sdlstm_runtime_info rt;
+    if (!report_runtime(&rt)) return 1;
 
     int status = 1;
     dataset d = {0};
@@ -1223,9 +1226,9 @@ int main(int argc, char **argv) {
 
     if (!dataset_load(&o, &d)) goto done;
     fprintf(stderr,
-            "nmt: sdlstm %s; %s -> %s; vocab %d -> %d (min count %d); pairs train %d (%d used: %d with a side "
+            "nmt: %s -> %s; vocab %d -> %d (min count %d); pairs train %d (%d used: %d with a side "
             "over %d tokens or an empty source dropped) val %d %s %d\n",
-            sdlstm_version(), o.src, o.tgt, d.src_vocab.size, d.tgt_vocab.size, o.min_count, d.train.n, d.kept,
+            o.src, o.tgt, d.src_vocab.size, d.tgt_vocab.size, o.min_count, d.train.n, d.kept,
             d.train.n - d.kept, o.max_len, d.val.n, o.test_name, d.test.n);
 
     order = malloc((size_t)d.kept * sizeof *order);
@@ -1292,7 +1295,7 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "best val BLEU %.2f at epoch %d; its test BLEU %.2f\n", best_val, best_epoch, best_test);
 
-    print_result(&o, &d, &tot, best_epoch, best_val, best_test, best_ppl, now_s() - t0);
+    print_result(&o, &rt, &d, &tot, best_epoch, best_val, best_test, best_ppl, now_s() - t0);
     status = save_failures > 0;
 
 done:
