@@ -17,7 +17,7 @@ let package = Package(
         .target(name: "SDLSTMCore", dependencies: ["COpenBLAS", "CKernels", "CHDF5"]),
         .target(name: "SDLSTMCAPI", dependencies: ["CSDLSTM", "SDLSTMCore"], exclude: ["sdlstm.map"]),
         .target(name: "SDLSTM", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
-        .executableTarget(name: "sdlstm-bench", dependencies: ["SDLSTMCore", "CKernels", "COpenBLAS"], path: "bench",
+        .executableTarget(name: "sdlstm-bench", dependencies: ["SDLSTMCore", "CKernels"], path: "bench",
                           exclude: ["pytorch_reference.py", "summarize.py", "compare.md"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SDLSTMCoreTests", dependencies: ["SDLSTMCore", "COpenBLAS", "CKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SDLSTMCAPITests", dependencies: ["CSDLSTM", "SDLSTMCAPI", "COpenBLAS"]),

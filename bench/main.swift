@@ -8,7 +8,6 @@
 // rounds. Ratios between lines of one run are the result; absolute times vary with the machine.
 
 import CKernels
-import COpenBLAS
 import Glibc
 import SDLSTMCore
 
@@ -311,19 +310,7 @@ func benchKernelShape(t: Int, b: Int, d: Int, n: Int, keep: Float, isa: sdk_isa_
 
 /// cpu, isa (the kernels sdlstm runs) and blas_core, on every line: a ratio means nothing without them.
 func machineFields() -> [(String, Any)] {
-    var model = "unknown"
-    if let f = fopen("/proc/cpuinfo", "r") {
-        defer { fclose(f) }
-        var line = [CChar](repeating: 0, count: 512)
-        while fgets(&line, 512, f) != nil {
-            let s = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            if s.hasPrefix("model name"), let colon = s.firstIndex(of: ":") {
-                model = String(s[s.index(after: colon)...].drop { $0 == " " || $0 == "\t" }.prefix { $0 != "\n" }); break
-            }
-        }
-    }
-    return [("cpu", model), ("isa", String(cString: sdk_isa_name(sdk_isa()))),
-            ("blas_core", String(cString: openblas_get_corename()))]
+    [("cpu", Platform.current.cpuModel), ("isa", String(cString: sdk_isa_name(sdk_isa()))), ("blas_core", Platform.current.blasCore)]
 }
 
 func warn(_ s: String) { _ = (s + "\n").withCString { write(2, $0, strlen($0)) } }
@@ -393,6 +380,8 @@ let shapes = [
 ]
 
 do {
+    // As a model creation does: SDLSTM_ISA, and the warning about a generic OpenBLAS core.
+    try prepareProcess()
     switch args.first {
     case "model":
         if args.count >= 2 && args[1] == "ner" {
