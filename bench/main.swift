@@ -1,7 +1,7 @@
 // sdlstm-bench: training-step and kernel benchmarks, one JSON line per configuration.
 //
-//   sdlstm-bench model ptb-medium|ptb-large|ner|nmt [--threads N] [--rounds N] [--p-percent N (nmt)]
-//   sdlstm-bench kernels [--threads N] [--rounds N]
+//   sdlstm-bench model ptb-medium|ptb-large|ner|nmt [--threads N] [--rounds N] [--p-percent N (nmt)] [--sweep]
+//   sdlstm-bench kernels [--threads N] [--rounds N] [--isa avx512|avx2|portable|all]
 //
 // Variants are interleaved round by round, in a shuffled order, on one model (or one set of
 // buffers), so that machine drift hits them alike; each line reports the median of the timed
@@ -79,14 +79,17 @@ func shuffled<T>(_ xs: [T]) -> [T] {
 
 struct Shape { let name: String; let hidden: Int; let layers: Int; let vocab: Int; let batch: Int; let bptt: Int; let p: Float }
 
-struct Variant { let policy: DropoutPolicy; let rh: Bool; var times: [Double] = []; var skipped = 0.0 }
+/// A policy on the NR sites (and RH with `rh`); `p` overrides the shape's dropout rate (--sweep).
+struct Variant {
+    let policy: DropoutPolicy; let rh: Bool; var p: Float? = nil; var times: [Double] = []; var skipped = 0.0
+}
 
 /// Times one training step per variant and round, the variants interleaved in a shuffled order;
 /// each variant sets `policy` at p on `sites` (and on the recurrent site for the NR+RH ones).
 func timeSteps(_ model: any Model, _ batch: Batch, p: Float, sites: [DropoutSite], _ variants: inout [Variant]) throws {
     for round in 0..<(warmup + rounds) {
         for v in shuffled(Array(variants.indices)) {
-            let setting = DropoutSetting(policy: variants[v].policy, p: p)
+            let setting = DropoutSetting(policy: variants[v].policy, p: variants[v].p ?? p)
             for site in sites { try model.setDropout(setting, at: site) }
             try model.setDropout(variants[v].rh ? setting : DropoutSetting(), at: .recurrent)
             let start = now()
@@ -98,23 +101,30 @@ func timeSteps(_ model: any Model, _ batch: Batch, p: Float, sites: [DropoutSite
     }
 }
 
-/// BENCH_ONLY=standard,structured keeps only those policies (profiling one configuration).
-func onlyRequested(_ variants: [Variant]) -> [Variant] {
-    guard let only = getenv("BENCH_ONLY").map({ String(cString: $0).split(separator: ",").map(String.init) }) else { return variants }
-    return variants.filter { only.contains(policyName($0.policy)) && !$0.rh }
+/// The variants of a run: `defaults`, of which BENCH_ONLY=standard,structured keeps only those
+/// policies (profiling one configuration); or with --sweep, standard and structured dropout on the
+/// NR sites at p = 0.1, 0.2 … 0.7, all interleaved (a structured mask must never cost more).
+func selectVariants(_ defaults: [Variant]) -> [Variant] {
+    if args.contains("--sweep") {
+        return (1...7).flatMap { i in [DropoutPolicy.standard, .structured].map { Variant(policy: $0, rh: false, p: Float(i) / 10) } }
+    }
+    guard let only = getenv("BENCH_ONLY").map({ String(cString: $0).split(separator: ",").map(String.init) }) else { return defaults }
+    return defaults.filter { only.contains(policyName($0.policy)) && !$0.rh }
 }
 
 /// One JSON line per variant: the median step, words/s, and the ratio to standard dropout on the same sites.
 func report(_ variants: [Variant], _ fields: [(String, Any)], words: Int, p: Float) {
     let rss = peakRSSMiB()
     // BENCH_ONLY may leave out standard dropout: then there is no ratio to report (NaN → null).
-    let baseline = { (rh: Bool) in variants.first { $0.policy == .standard && $0.rh == rh }.map { median($0.times) } ?? .nan }
+    let baseline = { (v: Variant) in
+        variants.first { $0.policy == .standard && $0.rh == v.rh && $0.p == v.p }.map { median($0.times) } ?? .nan
+    }
     for v in variants {
         let ms = median(v.times) * 1000
         print(json([("model", fields[0].1), ("policy", policyName(v.policy)), ("sites", v.rh ? "NR+RH" : "NR"),
-                    ("p", v.policy == .none ? 0.0 : Double(p))] + fields.dropFirst() + machineFields() +
+                    ("p", v.policy == .none ? 0.0 : Double(v.p ?? p))] + fields.dropFirst() + machineFields() +
                    [("threads", threads), ("ms_per_step", ms), ("words_per_s", Double(words) / (ms / 1000)),
-                    ("speedup_vs_standard", baseline(v.rh) * 1000 / ms),
+                    ("speedup_vs_standard", baseline(v) * 1000 / ms),
                     ("skipped_macs_fraction", v.skipped), ("peak_rss_mb", rss), ("steps", v.times.count)]))
     }
 }
@@ -137,7 +147,7 @@ func benchModel(_ shape: Shape) throws {
     }
     variants.append(Variant(policy: .standard, rh: true))
     variants.append(Variant(policy: .structured, rh: true))
-    variants = onlyRequested(variants)
+    variants = selectVariants(variants)
 
     try inputs.withUnsafeBufferPointer { i in
         try targets.withUnsafeBufferPointer { t in
@@ -170,8 +180,8 @@ func benchTagger() throws {
     let wordLengths = (0..<n).map { _ in Int32(1 + rng.next() % UInt64(w)) }
     let charIDs = (0..<(n * w)).map { _ in Int32(rng.next() % UInt64(chars)) }
 
-    var variants = onlyRequested([Variant(policy: .none, rh: false), Variant(policy: .standard, rh: false),
-                                  Variant(policy: .structured, rh: false)])
+    var variants = selectVariants([Variant(policy: .none, rh: false), Variant(policy: .standard, rh: false),
+                                   Variant(policy: .structured, rh: false)])
     try inputs.withUnsafeBufferPointer { i in
         try targets.withUnsafeBufferPointer { y in
             try wordLengths.withUnsafeBufferPointer { wl in

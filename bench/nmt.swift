@@ -15,9 +15,9 @@ func benchTranslator() throws {
     var rng = Random(seed: 7)
     let inputs = (0..<(b * s)).map { _ in Int32(rng.next() % UInt64(vocab)) }
     let targets = (0..<(b * t)).map { _ in Int32(rng.next() % UInt64(vocab)) }
-    var variants = onlyRequested([Variant(policy: .none, rh: false), Variant(policy: .standard, rh: false),
-                                  Variant(policy: .structured, rh: false), Variant(policy: .standard, rh: true),
-                                  Variant(policy: .structured, rh: true)])
+    var variants = selectVariants([Variant(policy: .none, rh: false), Variant(policy: .standard, rh: false),
+                                   Variant(policy: .structured, rh: false), Variant(policy: .standard, rh: true),
+                                   Variant(policy: .structured, rh: true)])
     try inputs.withUnsafeBufferPointer { i in
         try targets.withUnsafeBufferPointer { o in
             var batch = Batch(batchSize: b, seqLen: s, inputs: i.baseAddress!, targets: o.baseAddress!)

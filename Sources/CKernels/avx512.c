@@ -16,6 +16,9 @@
 
 /* Up to 5 x 5 accumulators in forward and weight-gradient blocks, 6 x 4 in backward data. */
 enum { MAX_ROWS = 5, MAX_VECTORS = 5, PANEL = 16 * MAX_VECTORS, DOT_ROWS = 6, DOT_UNITS = 4 };
+#ifndef PREFETCH_AHEAD
+#define PREFETCH_AHEAD 8
+#endif
 _Static_assert(PANEL <= SDK_MAX_PANEL, "SDK_MAX_PANEL bounds every panel");
 
 AVX512 SDK_INLINE __m512 load(int last, const float *p, __mmask16 tail) {
@@ -52,6 +55,10 @@ AVX512 SDK_INLINE void forward_block(const int R, const int V, int k, const floa
         for (int v = 0; v < V; v++) c[r][v] = load(v == V - 1, C + r * ldc + 16 * v, tail);
     for (int j = 0; j < k; j++) {
         const float *w = W + (long)idx[j] * ldw;
+        if (j + PREFETCH_AHEAD < k) {
+            const char *next = (const char *)(W + (long)idx[j + PREFETCH_AHEAD] * ldw);
+            for (int v = 0; v < V; v++) _mm_prefetch(next + 64 * v, _MM_HINT_T0);
+        }
         __m512 wv[MAX_VECTORS];
         for (int v = 0; v < V; v++) wv[v] = load(v == V - 1, w + 16 * v, tail);
         for (int r = 0; r < R; r++) {
