@@ -101,15 +101,15 @@ func timeSteps(_ model: any Model, _ batch: Batch, p: Float, sites: [DropoutSite
     }
 }
 
-/// The variants of a run: `defaults`, of which BENCH_ONLY=standard,structured keeps only those
-/// policies (profiling one configuration); or with --sweep, standard and structured dropout on the
+/// The variants of a run: `defaults`, of which BENCH_ONLY=standard,structured+rh keeps only those
+/// (profiling one configuration; "+rh": on the recurrent site too); or with --sweep, standard and structured dropout on the
 /// NR sites at p = 0.1, 0.2 … 0.7, all interleaved (a structured mask must never cost more).
 func selectVariants(_ defaults: [Variant]) -> [Variant] {
     if args.contains("--sweep") {
         return (1...7).flatMap { i in [DropoutPolicy.standard, .structured].map { Variant(policy: $0, rh: false, p: Float(i) / 10) } }
     }
     guard let only = getenv("BENCH_ONLY").map({ String(cString: $0).split(separator: ",").map(String.init) }) else { return defaults }
-    return defaults.filter { only.contains(policyName($0.policy)) && !$0.rh }
+    return defaults.filter { only.contains(policyName($0.policy) + ($0.rh ? "+rh" : "")) }
 }
 
 /// One JSON line per variant: the median step, words/s, and the ratio to standard dropout on the same sites.
