@@ -10,6 +10,7 @@ over the batch, new for every step), which is what a PyTorch user would write: i
 columns but cannot skip their work. Variants are interleaved round by round; medians reported.
 """
 import argparse
+import ctypes
 import json
 import random
 import resource
@@ -53,6 +54,19 @@ def structured(p):
     return drop
 
 
+def blas_core():
+    """The BLAS this process runs torch's matmuls on, from its loaded libraries: OpenBLAS's core
+    (through libblas.so.3 on Debian) or the library's name."""
+    torch.ones(64, 64) @ torch.ones(64, 64)
+    libs = {line.split()[-1] for line in open("/proc/self/maps") if ".so" in line}
+    for lib in sorted(libs):
+        if "openblas" in lib:
+            l = ctypes.CDLL(lib)
+            l.openblas_get_corename.restype = ctypes.c_char_p
+            return "OpenBLAS " + l.openblas_get_corename().decode()
+    return next((lib.rsplit("/", 1)[-1] for lib in sorted(libs) if "blas" in lib or "mkl" in lib), "unknown")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -61,6 +75,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
+    core = blas_core()
     for name in args.shapes.split(","):
         s = SHAPES[name]
         model = LM(s["vocab"], s["hidden"], s["layers"])
@@ -85,7 +100,7 @@ def main():
             ms = statistics.median(ts) * 1000
             print(json.dumps({"framework": "pytorch " + torch.__version__, "model": name, "policy": k, "sites": "NR",
                               "p": s["p"], "batch": s["batch"], "bptt": s["bptt"], "threads": args.threads,
-                              "ms_per_step": round(ms, 2), "words_per_s": round(s["batch"] * s["bptt"] / ms * 1000, 1),
+                              "blas_core": core, "ms_per_step": round(ms, 2), "words_per_s": round(s["batch"] * s["bptt"] / ms * 1000, 1),
                               "peak_rss_mb": round(rss, 1), "steps": len(ts)}), flush=True)
 
 

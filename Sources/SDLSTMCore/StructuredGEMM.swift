@@ -92,26 +92,33 @@ extension DropoutMask {
     public func backwardData(_ g: UnsafePointer<Float>, n: Int, ldg: Int, _ w: UnsafePointer<Float>,
                              into dx: UnsafeMutablePointer<Float>, steps range: Range<Int>, pool: ThreadPool? = nil) {
         let parts = pool?.width ?? 1
-        // Column chunks outermost: the width × chunk slice of W serves every step of the range
-        // while it is in cache, so W streams from memory once per window, not once per step.
-        let chunk = Int(sdk_blocking().dot_chunk), chunks = (n + chunk - 1) / chunk
-        func run(_ steps: Range<Int>, _ threads: ThreadPool?) {
-            for i in 0..<chunks {
-                let n0 = n * i / chunks / 16 * 16, n1 = i == chunks - 1 ? n : n * (i + 1) / chunks / 16 * 16
-                for t in steps {
-                    dotGEMM(batch: batch, n: n1 - n0, units: keptCount[t], g: g + t * batch * ldg + n0, ldg: ldg,
-                            idx: keptIndex.ptr + t * width, w: w + n0, ldw: n, d: gatheredGrad.ptr + gatherOffset[t],
-                            ldd: keptCount[t], accumulate: i > 0, pool: threads)
+        if range.count >= parts {
+            // Column chunks outermost: the width × chunk slice of W serves every step of the range
+            // while it is in cache, so W streams from memory once per window, not once per step.
+            // Threads take disjoint steps.
+            let chunk = Int(sdk_blocking().dot_chunk), chunks = (n + chunk - 1) / chunk
+            func run(_ steps: Range<Int>) {
+                for i in 0..<chunks {
+                    let n0 = n * i / chunks / 16 * 16, n1 = i == chunks - 1 ? n : n * (i + 1) / chunks / 16 * 16
+                    for t in steps {
+                        dotGEMM(batch: batch, n: n1 - n0, units: keptCount[t], g: g + t * batch * ldg + n0, ldg: ldg,
+                                idx: keptIndex.ptr + t * width, w: w + n0, ldw: n, d: gatheredGrad.ptr + gatherOffset[t],
+                                ldd: keptCount[t], accumulate: i > 0, pool: nil)
+                    }
                 }
             }
-        }
-        if range.count >= parts, let pool, parts > 1 {
-            pool.run { part in
-                run((range.lowerBound + range.count * part / parts)..<(range.lowerBound + range.count * (part + 1) / parts), nil)
+            if let pool, parts > 1 {
+                pool.run { part in run((range.lowerBound + range.count * part / parts)..<(range.lowerBound + range.count * (part + 1) / parts)) }
+            } else {
+                run(range)
             }
         } else {
-            // Few steps (the recurrent pass runs one at a time): threads split each step's kept units.
-            run(range, pool)
+            // Fewer steps than threads (the recurrent pass runs one at a time): nothing of W is
+            // reused across steps, so whole rows, and threads split each step's kept units.
+            for t in range {
+                dotGEMM(batch: batch, n: n, units: keptCount[t], g: g + t * batch * ldg, ldg: ldg, idx: keptIndex.ptr + t * width,
+                        w: w, ldw: n, d: gatheredGrad.ptr + gatherOffset[t], ldd: keptCount[t], pool: pool)
+            }
         }
         for t in range {
             let k = keptCount[t], idx = keptIndex.ptr + t * width, src = gatheredGrad.ptr + gatherOffset[t]
