@@ -155,6 +155,12 @@ bench: deps
 	  $$bin model ptb-large --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
 	  $$bin model ner --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
 	  $$bin model nmt --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
+	  $$bin model nmt --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS) --p-percent 50; \
+	  $$bin model ptb-medium --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS) --sweep; \
+	  $$bin model nmt --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS) --sweep; \
+	  if grep -qw avx512f /proc/cpuinfo; then \
+	    echo "bench: the AVX2 kernels against OpenBLAS's AVX2 (Haswell) kernels, like with like" >&2; \
+	    OPENBLAS_CORETYPE=Haswell $$bin kernels --isa avx2 --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); fi; \
 	  if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
 	    OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/pytorch_reference.py --threads $(BENCH_THREADS) --rounds $(BENCH_ROUNDS); \
 	  else echo "bench: python3-torch not installed, no PyTorch reference" >&2; fi; \

@@ -209,12 +209,11 @@ func policyName(_ p: DropoutPolicy) -> String {
 
 // MARK: - Kernels against dense OpenBLAS on the same masked operand
 
-/// The kernel sets to time: the CPU's best and each lesser SIMD one (`--isa all` adds portable C,
-/// `--isa NAME` times that one only).
+/// The kernel sets to time: the CPU's best, or `--isa NAME` (a lesser one), or `--isa all`.
 func kernelSets() -> [sdk_isa_id] {
     let best = sdk_cpu_isa()
     let all = [SDK_ISA_AVX512, SDK_ISA_AVX2, SDK_ISA_PORTABLE].filter { $0.rawValue <= best.rawValue }
-    guard let i = args.firstIndex(of: "--isa"), i + 1 < args.count else { return all.filter { $0 != SDK_ISA_PORTABLE } }
+    guard let i = args.firstIndex(of: "--isa"), i + 1 < args.count else { return [best] }
     return args[i + 1] == "all" ? all : all.filter { String(cString: sdk_isa_name($0)) == args[i + 1] }
 }
 
@@ -352,14 +351,16 @@ func swiftForward5x16(k: Int, a: UnsafePointer<Float>, lda: Int, idx: UnsafePoin
     st(c1.0, c + 8); st(c1.1, c + ldc + 8); st(c1.2, c + 2 * ldc + 8); st(c1.3, c + 3 * ldc + 8); st(c1.4, c + 4 * ldc + 8)
 }
 
-/// Both micro-kernels on data that stays in L1/L2 (a 5 × 325 block of A, 325 kept rows of a
-/// 650 × 16 panel): the raw speed of the block, interleaved.
+/// The selected set's forward micro-kernel on its full block, and the 5 × 16 block in Swift SIMD,
+/// on data that stays in L1/L2 (a block of A with 325 kept columns, 325 kept rows of a 650-row
+/// panel): the raw speed of each, interleaved, in GFLOP/s.
 func benchMicroKernel() throws {
     let (k, rows) = (325, 650)
+    let blocking = sdk_blocking(), mr = Int(blocking.forward_rows), nr = Int(blocking.panel)
     var rng = Random(seed: 3)
-    let a = try Buffer((0..<(5 * k)).map { _ in rng.uniform() })
-    let w = try Buffer((0..<(rows * 16)).map { _ in rng.uniform() })
-    let c = try Buffer(5 * 16)
+    let a = try Buffer((0..<(max(5, mr) * k)).map { _ in rng.uniform() })
+    let w = try Buffer((0..<(rows * max(16, nr))).map { _ in rng.uniform() })
+    let c = try Buffer(max(5, mr) * max(16, nr))
     let idx = try IndexBuffer(k)
     for j in 0..<k { idx.ptr[j] = Int32(2 * j) }
     let calls = 20_000
@@ -369,7 +370,7 @@ func benchMicroKernel() throws {
             let start = now()
             for _ in 0..<calls {
                 if which == 0 {
-                    sdk_forward(5, 16, Int32(k), a.ptr, Int32(k), idx.ptr, w.ptr, 16, c.ptr, 16)
+                    sdk_forward(Int32(mr), Int32(nr), Int32(k), a.ptr, Int32(k), idx.ptr, w.ptr, Int32(nr), c.ptr, Int32(nr))
                 } else {
                     swiftForward5x16(k: k, a: a.ptr, lda: k, idx: idx.ptr, w: w.ptr, ldw: 16, c: c.ptr, ldc: 16)
                 }
@@ -377,9 +378,10 @@ func benchMicroKernel() throws {
             if round >= warmup { ts[which].append(now() - start) }
         }
     }
-    let flops = Double(2 * 5 * 16 * k * calls)
-    print(json([("microkernel", "forward 5x16"), ("c_avx2_gflops", flops / median(ts[0]) / 1e9),
-                ("swift_simd_gflops", flops / median(ts[1]) / 1e9), ("c_over_swift", median(ts[1]) / median(ts[0]))]))
+    let cGflops = Double(2 * mr * nr * k * calls) / median(ts[0]) / 1e9
+    let swiftGflops = Double(2 * 5 * 16 * k * calls) / median(ts[1]) / 1e9
+    print(json([("microkernel", "forward \(mr)x\(nr)")] + machineFields() +
+               [("c_gflops", cGflops), ("swift_simd_gflops", swiftGflops), ("c_over_swift", cGflops / swiftGflops)]))
 }
 
 // MARK: - Main
@@ -408,7 +410,8 @@ do {
         }
         try benchModel(shape)
     case "kernels":
-        try benchMicroKernel()
+        for isa in kernelSets() where sdk_set_isa(isa) == 0 { try benchMicroKernel() }
+        _ = sdk_set_isa(sdk_cpu_isa())
         try benchKernels()
     default:
         warn("usage: sdlstm-bench model ptb-medium|ptb-large|ner|nmt | kernels [--threads N] [--rounds N]")
