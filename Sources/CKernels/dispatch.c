@@ -56,9 +56,14 @@ void sdk_forward(int rows, int n, int k, const float *A, int lda, const int32_t 
     kernels()->forward(rows, n, k, A, lda, idx, W, ldw, C, ldc);
 }
 
+/* The blocks of units loop here, not in Swift: a block is only B x grad_units x panel
+ * multiply-adds (B = 20: 400 FMAs), so the cost of each call from Swift would show. */
 void sdk_weight_grad(int units, int n, int rows, const float *A, int lda, const int32_t *idx,
                      const float *G, int ldg, float *dW, int ldw) {
-    kernels()->weight_grad(units, n, rows, A, lda, idx, G, ldg, dW, ldw);
+    const sdk_kernel_set *k = kernels();
+    const int per = k->blocking.grad_units;
+    for (int u0 = 0; u0 < units; u0 += per)
+        k->weight_grad(units - u0 < per ? units - u0 : per, n, rows, A + u0, lda, idx + u0, G, ldg, dW, ldw);
 }
 
 void sdk_backward_data(int rows, int units, int k, const float *G, int ldg, const int32_t *idx,

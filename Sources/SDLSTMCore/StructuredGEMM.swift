@@ -69,16 +69,14 @@ extension DropoutMask {
     /// each accumulating into a packed tile that is copied out once.
     public func weightGradient(_ g: UnsafePointer<Float>, n: Int, ldg: Int, into dw: UnsafeMutablePointer<Float>,
                                pool: ThreadPool? = nil) {
-        let blocking = sdk_blocking(), panel = Int(blocking.panel), units = Int(blocking.grad_units)
+        let panel = Int(sdk_blocking().panel)
         forTiles(n, pool: pool) { n0, n1, pack, ldp in
             pack.update(repeating: 0, count: width * ldp)
             for t in 0..<steps {
                 let k = keptCount[t], idx = keptIndex.ptr + t * width, a = gathered.ptr + gatherOffset[t]
-                for u0 in stride(from: 0, to: k, by: units) {
-                    for c0 in stride(from: 0, to: n1 - n0, by: panel) {
-                        sdk_weight_grad(Int32(min(units, k - u0)), Int32(min(panel, n1 - n0 - c0)), Int32(batch), a + u0,
-                                        Int32(k), idx + u0, g + t * batch * ldg + n0 + c0, Int32(ldg), pack + c0, Int32(ldp))
-                    }
+                for c0 in stride(from: 0, to: n1 - n0, by: panel) {
+                    sdk_weight_grad(Int32(k), Int32(min(panel, n1 - n0 - c0)), Int32(batch), a, Int32(k), idx,
+                                    g + t * batch * ldg + n0 + c0, Int32(ldg), pack + c0, Int32(ldp))
                 }
             }
             for d in 0..<width { (dw + d * n + n0).update(from: pack + d * ldp, count: n1 - n0) }

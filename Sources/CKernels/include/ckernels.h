@@ -35,7 +35,7 @@ const char *sdk_isa_name(sdk_isa_id isa);
 typedef struct sdk_block_sizes {
     int forward_rows;     /* rows of C per sdk_forward call */
     int panel;            /* columns per call of sdk_forward and sdk_weight_grad: the panel width */
-    int grad_units;       /* kept units per sdk_weight_grad call */
+    int grad_units;       /* kept units per weight-gradient block */
     int dot_rows;         /* rows of G per sdk_backward_data call */
     int dot_units;        /* kept units per sdk_backward_data call */
     int dot_chunk;        /* columns per sdk_backward_data call: a width x chunk slice of W stays in cache for all steps */
@@ -47,8 +47,8 @@ sdk_block_sizes sdk_blocking(void);
 void sdk_forward(int rows, int n, int k, const float *A, int lda, const int32_t *idx,
                  const float *W, int ldw, float *C, int ldc);
 
-/* Weight gradient: dW[idx[u]][0:n] += sum_b A[b][u] * G[b][0:n] for u < units, b < rows,
- * n <= panel columns. A holds the kept columns of the step's input (lda), G its gate gradient (ldg). */
+/* Weight gradient: dW[idx[u]][0:n] += sum_b A[b][u] * G[b][0:n] for u < units (any count: the
+ * kernel takes them grad_units at a time), b < rows, n <= panel columns. A holds the kept columns of the step's input (lda), G its gate gradient (ldg). */
 void sdk_weight_grad(int units, int n, int rows, const float *A, int lda, const int32_t *idx,
                      const float *G, int ldg, float *dW, int ldw);
 
