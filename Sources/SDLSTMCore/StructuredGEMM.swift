@@ -2,7 +2,7 @@ import CKernels
 import Glibc
 
 /// The three GEMM passes of a layer whose input carries a batch-uniform (structured) mask, doing
-/// only the kept share of the work (METHOD.md, "Why case III saves work"):
+/// only the kept share of the work (docs/KERNELS.md has the design and its measurements):
 ///
 ///     forward          C_t        += X̃_t[:, S_t] · W[S_t, :]       K shrinks to |S_t|
 ///     weight gradient  dW[S_t, :] += X̃_t[:, S_t]ᵀ · G_t             only kept rows change
@@ -15,7 +15,7 @@ import Glibc
 /// columns) is all the backward pass keeps of the masked input.
 extension DropoutMask {
     /// Columns per tile: whole panels of the selected kernels, as many as keep the D × tile slice
-    /// of W within half of this CPU's L2 (read at run time), between 1 and 512 columns' worth.
+    /// of W within half of this CPU's L2 (read at run time); at least one panel, at most 512 columns.
     public static func tileColumns(rows d: Int) -> Int {
         let panel = Int(sdk_blocking().panel)
         let fit = CacheSize.l2Bytes / 2 / (MemoryLayout<Float>.size * max(d, 1))
