@@ -32,7 +32,7 @@ typedef enum sdlstm_status {
     SDLSTM_E_NOMEM = 2,    /* an allocation failed */
     SDLSTM_E_IO = 3,       /* a file could not be read or written */
     SDLSTM_E_FORMAT = 4,   /* a file is not what it claims to be */
-    SDLSTM_E_NUMERIC = 5,  /* a non-finite loss or gradient: the update was skipped */
+    SDLSTM_E_NUMERIC = 5,  /* a non-finite loss or gradient (the update was skipped), or decoding scores */
     SDLSTM_E_STATE = 6     /* the call does not fit the model's current state */
 } sdlstm_status;
 
@@ -239,7 +239,8 @@ sdlstm_status sdlstm_get_tag_names(const sdlstm_model *model, char ***names, int
 
 /* Writes the best tag sequence of each sentence of batch (targets is not read and may be NULL) to
  * tags, B * T ids batch-major: Viterbi with a CRF, the best tag per word without; padded positions
- * get -1. No dropout, no update. */
+ * get -1. No dropout, no update. Non-finite tag scores or CRF parameters (a diverged model) are
+ * SDLSTM_E_NUMERIC, and tags is then not written. */
 sdlstm_status sdlstm_tag(sdlstm_model *model, const sdlstm_batch *batch, int32_t *tags);
 
 /* Span counts and scores as conlleval computes them; the scores are fractions in [0, 1]. */
@@ -317,7 +318,8 @@ typedef struct sdlstm_decode_options {
  * <bos> and <eos>, padded with -1; lengths (B) their token counts; scores (B, may be NULL) their
  * log-probability under the model, <eos> included (a hypothesis reaching max_len tokens is ended
  * there with <eos>).
- * No dropout, no update; the model is not changed. */
+ * No dropout, no update; the model is not changed. A NaN log-probability (a diverged model) is
+ * SDLSTM_E_NUMERIC, and tokens, lengths and scores are then not written. */
 sdlstm_status sdlstm_translate(sdlstm_model *model, const sdlstm_batch *sources, const sdlstm_decode_options *options,
                                int32_t *tokens, int32_t *lengths, double *scores);
 
