@@ -189,7 +189,8 @@ sdlstm_status sdlstm_set_num_threads(sdlstm_model *model, int32_t threads);
 sdlstm_status sdlstm_seed(sdlstm_model *model, uint64_t seed);
 
 /* One training step (stats may be NULL): forward, backward, clip, update. The LM carries its hidden state from the
- * previous step (truncated BPTT). On SDLSTM_E_NUMERIC nothing changed, carried state included. */
+ * previous step (truncated BPTT). On SDLSTM_E_NUMERIC nothing changed, carried state included.
+ * SDLSTM_E_STATE once progress.step has reached 2^53, the most steps a model counts. */
 sdlstm_status sdlstm_step(sdlstm_model *model, const sdlstm_batch *batch, sdlstm_stats *stats);
 
 /* Loss without dropout and without an update (stats may be NULL); the LM carries its hidden state
@@ -385,10 +386,11 @@ sdlstm_status sdlstm_save(const sdlstm_model *model, const char *path, uint32_t 
 /* Loads the checkpoint at path into a new model in *out (free it with sdlstm_model_free): parameters,
  * config, optimizer settings, progress, dropout, random stream, a tagger's tag names and scheme,
  * string tables, metadata, and the carried state if it was saved (else it is zero). SDLSTM_E_IO: missing or unreadable file;
- * SDLSTM_E_FORMAT: anything wrong inside it, named in sdlstm_last_error(). *out is set only on success. */
+ * SDLSTM_E_FORMAT: anything wrong inside it (progress
+ * counters above 2^53 included), named in sdlstm_last_error(). *out is set only on success. */
 sdlstm_status sdlstm_load(const char *path, sdlstm_model **out);
 
-/* Sets the epoch counter (>= 0) and restarts progress.epoch_step at 0; call it as each epoch begins. */
+/* Sets the epoch counter (0 to 2^53) and restarts progress.epoch_step at 0; call it as each epoch begins. */
 sdlstm_status sdlstm_set_epoch(sdlstm_model *model, int64_t epoch);
 
 /* Copies the model's progress into out (up to out->struct_size bytes). */

@@ -357,9 +357,9 @@ public enum Checkpoint {
             do {
                 try o.setClipNorm(try float(g, "clip_norm", in: "training"))
             } catch .invalid(let m) { throw .format("attribute training/clip_norm: \(m)") }
-            o.progress.step = try int64(g, "step", in: "training")
-            o.progress.epoch = try int64(g, "epoch", in: "training")
-            o.progress.epochStep = try int64(g, "epoch_step", in: "training")
+            o.progress.step = try count(g, "step")
+            o.progress.epoch = try count(g, "epoch")
+            o.progress.epochStep = try count(g, "epoch_step")
             guard o.progress.epochStep <= o.progress.step else {
                 throw .format("attribute training/epoch_step (\(o.progress.epochStep)) exceeds training/step (\(o.progress.step))")
             }
@@ -486,6 +486,15 @@ public enum Checkpoint {
             default: throw .format("\(label(name, group)): expected a non-negative integer")
             }
             guard v >= 0 else { throw .format("\(label(name, group)): \(v) is negative") }
+            return v
+        }
+
+        /// A training counter; a larger one would overflow within the steps still to come.
+        private func count(_ obj: hid_t, _ name: String) throws(SDLSTMError) -> Int64 {
+            let v = try int64(obj, name, in: "training")
+            guard v <= TrainingProgress.maxCount else {
+                throw .format("attribute training/\(name): \(v) exceeds 2^53, the largest count this library keeps")
+            }
             return v
         }
 

@@ -39,4 +39,13 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertTrue(mentions(lastError(), ["names\\[1\\].*UTF-8"]), lastError())
         XCTAssertEqual(f1, sentinel)
     }
+
+    func testEpochBeyondTheCounterLimitIsInvalid() {
+        let m = makeModel(smallConfig())
+        defer { sdlstm_model_free(m) }
+        XCTAssertEqual(sdlstm_set_epoch(m, Int64.max), E_INVALID)
+        XCTAssertTrue(mentions(lastError(), ["epoch.*2\\^53"]), lastError())
+        XCTAssertEqual(progress(m).epoch, 0)
+        XCTAssertEqual(sdlstm_set_epoch(m, 1 << 53), OK, lastError())
+    }
 }

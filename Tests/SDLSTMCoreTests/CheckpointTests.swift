@@ -166,6 +166,27 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try listDir(dir), [".m.h5.sdlstm-tmp-\(getpid())-abcdef", "m.h5"])
     }
 
+    /// Counters a checkpoint may hold: up to 2^53 (exact in a double, which is how JSON and many
+    /// readers see them); beyond it the file is refused by name, and a step at the limit fails cleanly.
+    func testCountersBeyondTheirRangeAreRefused() throws {
+        try expectBroken(["training/step", "2^53"]) { f in setInt(f, "step", Int64.max, in: "training") }
+        try expectBroken(["training/epoch", "2^53"]) { f in setInt(f, "epoch", (1 << 53) + 1, in: "training") }
+        for start in [Int64.max, TrainingProgress.maxCount] {
+            let t = try TrainedLM()
+            t.model.optimizer.progress.step = start
+            let before = t.model.parameters.map { $0.value.array }
+            XCTAssertThrowsError(try t.step(t.model, salt: 3)) { e in
+                guard case .state(let m) = e as? SDLSTMError else { return XCTFail("expected .state, got \(e)") }
+                XCTAssertTrue(m.contains("step"), m)
+            }
+            XCTAssertEqual(t.model.parameters.map { $0.value.array }, before)
+            XCTAssertEqual(t.model.optimizer.progress.step, start)
+        }
+        var progress = TrainingProgress()
+        XCTAssertThrowsError(try progress.setEpoch(TrainingProgress.maxCount + 1))
+        try progress.setEpoch(TrainingProgress.maxCount)
+    }
+
     // MARK: Bad files
 
     func testMissingAndUnreadableFilesAreIOErrors() throws {
