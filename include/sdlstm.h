@@ -380,13 +380,15 @@ typedef struct sdlstm_progress {
 } sdlstm_progress;
 
 /* Saves the model to path (flags: sdlstm_save_flags), replacing any file there atomically. The
- * model is not changed. SDLSTM_E_IO if the file cannot be written (the previous one is then kept). */
+ * model is not changed. SDLSTM_E_IO if the file cannot be written (the previous one is then kept),
+ * and if path names something other than a regular file (a FIFO, a device, a directory), which is
+ * left as it is. */
 sdlstm_status sdlstm_save(const sdlstm_model *model, const char *path, uint32_t flags);
 
 /* Loads the checkpoint at path into a new model in *out (free it with sdlstm_model_free): parameters,
  * config, optimizer settings, progress, dropout, random stream, a tagger's tag names and scheme,
- * string tables, metadata, and the carried state if it was saved (else it is zero). SDLSTM_E_IO: missing or unreadable file;
- * SDLSTM_E_FORMAT: anything wrong inside it (progress
+ * string tables, metadata, and the carried state if it was saved (else it is zero). SDLSTM_E_IO: missing or unreadable file,
+ * or not a regular file (a FIFO is refused, not waited on); SDLSTM_E_FORMAT: anything wrong inside it (progress
  * counters above 2^53 included), named in sdlstm_last_error(). *out is set only on success. */
 sdlstm_status sdlstm_load(const char *path, sdlstm_model **out);
 

@@ -89,6 +89,7 @@ public enum Checkpoint {
                             carriedState: Bool = false) throws(SDLSTMError) {
         guard !path.isEmpty else { throw .invalid("path is empty") }
         guard !path.hasSuffix("/") else { throw .invalid("path \"\(path)\" names a directory") }
+        try checkReplaceable(path)
         let (dir, base) = split(path)
         try H5.session { () throws(SDLSTMError) in
             let tmp = try TempFile(dir: dir, base: base, target: path)
@@ -529,13 +530,32 @@ public enum Checkpoint {
 
     // MARK: Files
 
-    /// E_IO unless `path` is an existing regular file this process can read.
+    /// E_IO unless `path` is an existing regular file this process can read. The type is checked
+    /// before opening, as opening a FIFO waits for a writer; O_NONBLOCK keeps a FIFO swapped in
+    /// between the two from blocking, and fstat then refuses it.
     private static func checkReadable(_ path: String) throws(SDLSTMError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw .io("\(path): cannot open: \(errnoText())") }
+        try checkRegular(st, path)
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw .io("\(path): cannot open: \(errnoText())") }
         defer { close(fd) }
-        var st = stat()
         guard fstat(fd, &st) == 0 else { throw .io("\(path): cannot stat: \(errnoText())") }
+        try checkRegular(st, path)
+    }
+
+    /// E_IO unless the path is missing or a regular file: the rename would put the checkpoint in
+    /// place of a FIFO, a device or a socket (and of /dev/null for a save run as root).
+    private static func checkReplaceable(_ path: String) throws(SDLSTMError) {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            if errno == ENOENT { return }
+            throw .io("\(path): cannot stat: \(errnoText())")
+        }
+        try checkRegular(st, path)
+    }
+
+    private static func checkRegular(_ st: stat, _ path: String) throws(SDLSTMError) {
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw .io("\(path): not a regular file") }
     }
 

@@ -1,9 +1,14 @@
 import CSDLSTM
+import Dispatch
 import Glibc
 import XCTest
 
 /// C ABI calls that used to hang, trap later or accept what the other calls refuse.
 final class ReliabilityTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = makeTemporaryDirectory("sdlstm-reliability") }
+    override func tearDown() { removeDirectory(dir) }
+
     func taggerConfig() -> sdlstm_config {
         var c = sdlstm_config()
         c.struct_size = MemoryLayout<sdlstm_config>.size
@@ -38,6 +43,38 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(withNames(names, invalidAt: 1) { sdlstm_span_f1_create($0, 3, &f1) }, E_INVALID)
         XCTAssertTrue(mentions(lastError(), ["names\\[1\\].*UTF-8"]), lastError())
         XCTAssertEqual(f1, sentinel)
+    }
+
+    /// A FIFO is neither loaded (which would block until a writer came) nor replaced by a save.
+    func testFIFOsAreRefused() throws {
+        let fifo = "\(dir)/pipe.h5"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var status = SDLSTM_OK, message = ""
+        Thread.detachNewThread {
+            var out: OpaquePointer?
+            status = sdlstm_load(fifo, &out)
+            message = lastError()
+            done.signal()
+        }
+        if done.wait(timeout: .now() + 10) == .timedOut {
+            // Unblock the load (it waits in open for a writer) so the test can end.
+            close(open(fifo, O_WRONLY | O_NONBLOCK))
+            done.wait()
+            XCTFail("sdlstm_load on a FIFO blocked")
+        }
+        XCTAssertEqual(status, SDLSTM_E_IO)
+        XCTAssertTrue(mentions(message, ["pipe.h5.*regular file"]), message)
+
+        let m = makeModel(smallConfig())
+        defer { sdlstm_model_free(m) }
+        XCTAssertEqual(sdlstm_save(m, fifo, 0), SDLSTM_E_IO)
+        XCTAssertTrue(mentions(lastError(), ["pipe.h5.*regular file"]), lastError())
+        var st = stat()
+        XCTAssertEqual(lstat(fifo, &st), 0)
+        XCTAssertEqual(st.st_mode & S_IFMT, S_IFIFO, "the save replaced the FIFO")
+        XCTAssertEqual(dirEntries(dir), ["pipe.h5"])
+        XCTAssertEqual(sdlstm_save(m, dir, 0), SDLSTM_E_IO, "a directory is not replaced either")
     }
 
     func testEpochBeyondTheCounterLimitIsInvalid() {
