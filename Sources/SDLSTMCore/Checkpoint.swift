@@ -91,6 +91,9 @@ public enum Checkpoint {
         guard !path.hasSuffix("/") else { throw .invalid("path \"\(path)\" names a directory") }
         try checkReplaceable(path)
         let (dir, base) = split(path)
+        // Before writing, not after: a save that fails, or a process that keeps being killed, then
+        // leaves at most its own temporary file behind.
+        removeStaleTemporaries(dir: dir, base: base)
         try H5.session { () throws(SDLSTMError) in
             let tmp = try TempFile(dir: dir, base: base, target: path)
             var renamed = false
@@ -106,7 +109,6 @@ public enum Checkpoint {
             }
             renamed = true
             try syncDirectory(dir, path)
-            removeStaleTemporaries(dir: dir, base: base)
         }
     }
 
