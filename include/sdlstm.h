@@ -32,7 +32,7 @@ typedef enum sdlstm_status {
     SDLSTM_E_NOMEM = 2,    /* an allocation failed */
     SDLSTM_E_IO = 3,       /* a file could not be read or written */
     SDLSTM_E_FORMAT = 4,   /* a file is not what it claims to be */
-    SDLSTM_E_NUMERIC = 5,  /* a non-finite loss or gradient: the update was skipped */
+    SDLSTM_E_NUMERIC = 5,  /* a non-finite loss or gradient (the update was skipped), or decoding scores */
     SDLSTM_E_STATE = 6     /* the call does not fit the model's current state */
 } sdlstm_status;
 
@@ -189,7 +189,8 @@ sdlstm_status sdlstm_set_num_threads(sdlstm_model *model, int32_t threads);
 sdlstm_status sdlstm_seed(sdlstm_model *model, uint64_t seed);
 
 /* One training step (stats may be NULL): forward, backward, clip, update. The LM carries its hidden state from the
- * previous step (truncated BPTT). On SDLSTM_E_NUMERIC nothing changed, carried state included. */
+ * previous step (truncated BPTT). On SDLSTM_E_NUMERIC nothing changed, carried state included.
+ * SDLSTM_E_STATE once progress.step has reached 2^53, the most steps a model counts. */
 sdlstm_status sdlstm_step(sdlstm_model *model, const sdlstm_batch *batch, sdlstm_stats *stats);
 
 /* Loss without dropout and without an update (stats may be NULL); the LM carries its hidden state
@@ -239,7 +240,8 @@ sdlstm_status sdlstm_get_tag_names(const sdlstm_model *model, char ***names, int
 
 /* Writes the best tag sequence of each sentence of batch (targets is not read and may be NULL) to
  * tags, B * T ids batch-major: Viterbi with a CRF, the best tag per word without; padded positions
- * get -1. No dropout, no update. */
+ * get -1. No dropout, no update. Non-finite tag scores or CRF parameters (a diverged model) are
+ * SDLSTM_E_NUMERIC, and tags is then not written. */
 sdlstm_status sdlstm_tag(sdlstm_model *model, const sdlstm_batch *batch, int32_t *tags);
 
 /* Span counts and scores as conlleval computes them; the scores are fractions in [0, 1]. */
@@ -317,7 +319,8 @@ typedef struct sdlstm_decode_options {
  * <bos> and <eos>, padded with -1; lengths (B) their token counts; scores (B, may be NULL) their
  * log-probability under the model, <eos> included (a hypothesis reaching max_len tokens is ended
  * there with <eos>).
- * No dropout, no update; the model is not changed. */
+ * No dropout, no update; the model is not changed. A NaN log-probability (a diverged model) is
+ * SDLSTM_E_NUMERIC, and tokens, lengths and scores are then not written. */
 sdlstm_status sdlstm_translate(sdlstm_model *model, const sdlstm_batch *sources, const sdlstm_decode_options *options,
                                int32_t *tokens, int32_t *lengths, double *scores);
 
@@ -377,16 +380,19 @@ typedef struct sdlstm_progress {
 } sdlstm_progress;
 
 /* Saves the model to path (flags: sdlstm_save_flags), replacing any file there atomically. The
- * model is not changed. SDLSTM_E_IO if the file cannot be written (the previous one is then kept). */
+ * model is not changed. SDLSTM_E_IO if the file cannot be written (the previous one is then kept),
+ * and if path names something other than a regular file (a FIFO, a device, a directory), which is
+ * left as it is. */
 sdlstm_status sdlstm_save(const sdlstm_model *model, const char *path, uint32_t flags);
 
 /* Loads the checkpoint at path into a new model in *out (free it with sdlstm_model_free): parameters,
  * config, optimizer settings, progress, dropout, random stream, a tagger's tag names and scheme,
- * string tables, metadata, and the carried state if it was saved (else it is zero). SDLSTM_E_IO: missing or unreadable file;
- * SDLSTM_E_FORMAT: anything wrong inside it, named in sdlstm_last_error(). *out is set only on success. */
+ * string tables, metadata, and the carried state if it was saved (else it is zero). SDLSTM_E_IO: missing or unreadable file,
+ * or not a regular file (a FIFO is refused, not waited on); SDLSTM_E_FORMAT: anything wrong inside it (progress
+ * counters above 2^53 included), named in sdlstm_last_error(). *out is set only on success. */
 sdlstm_status sdlstm_load(const char *path, sdlstm_model **out);
 
-/* Sets the epoch counter (>= 0) and restarts progress.epoch_step at 0; call it as each epoch begins. */
+/* Sets the epoch counter (0 to 2^53) and restarts progress.epoch_step at 0; call it as each epoch begins. */
 sdlstm_status sdlstm_set_epoch(sdlstm_model *model, int64_t epoch);
 
 /* Copies the model's progress into out (up to out->struct_size bytes). */

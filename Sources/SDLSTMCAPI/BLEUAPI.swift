@@ -7,11 +7,7 @@ import CSDLSTM
 /// n C strings of `array`, each non-NULL and valid UTF-8; `array` may be NULL only when n is 0.
 private func strings(_ array: UnsafePointer<UnsafePointer<CChar>?>?, _ n: Int, _ name: String) throws(SDLSTMError) -> [String] {
     guard n > 0 else { return [] }
-    let array = try unwrap(array, name)
-    var out: [String] = []
-    out.reserveCapacity(n)
-    for i in 0..<n { out.append(try swiftString(array[i], "\(name)[\(i)]")) }
-    return out
+    return try swiftStrings(try unwrap(array, name), count: n, name)
 }
 
 @c @implementation

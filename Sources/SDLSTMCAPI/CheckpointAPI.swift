@@ -53,12 +53,7 @@ public func sdlstm_set_strings(_ model: OpaquePointer?, _ name: UnsafePointer<CC
         guard n >= 0 && n <= Int64(Attachments.maxTableStrings) else {
             throw .invalid("n must be in 0...\(Attachments.maxTableStrings), got \(n)")
         }
-        var values: [String] = []
-        if n > 0 {
-            let strings = try unwrap(strings, "strings")
-            values.reserveCapacity(Int(n))
-            for i in 0..<Int(n) { values.append(try swiftString(strings[i], "strings[\(i)]")) }
-        }
+        let values = n > 0 ? try swiftStrings(try unwrap(strings, "strings"), count: Int(n), "strings") : []
         try h.attachments.setStrings(name, values)
     }
 }

@@ -20,6 +20,14 @@ func swiftString(_ p: UnsafePointer<CChar>?, _ name: String) throws(SDLSTMError)
     return s
 }
 
+/// `count` C strings of `array`, each non-NULL and valid UTF-8; a failure names `name[i]`.
+func swiftStrings(_ array: UnsafePointer<UnsafePointer<CChar>?>, count: Int, _ name: String) throws(SDLSTMError) -> [String] {
+    var out: [String] = []
+    out.reserveCapacity(count)
+    for i in 0..<count { out.append(try swiftString(array[i], "\(name)[\(i)]")) }
+    return out
+}
+
 /// A struct that carries its size must be at least as large as the version this library knows.
 func checkSize<T>(_ size: Int, of _: T.Type, _ name: String) throws(SDLSTMError) {
     guard size >= MemoryLayout<T>.size else {

@@ -12,16 +12,11 @@ private func tagger(_ handle: OpaquePointer?, _ call: String) throws(SDLSTMError
     return t
 }
 
-/// `count` C strings, none NULL.
+/// `count` tag names: C strings, none NULL, all valid UTF-8.
 private func strings(_ names: UnsafePointer<UnsafePointer<CChar>?>?, count: Int32, _ what: String) throws(SDLSTMError) -> [String] {
     let names = try unwrap(names, what)
     guard count >= 1 && count <= 1 << 12 else { throw .invalid("\(what): count must be in 1...4096, got \(count)") }
-    var out: [String] = []
-    for i in 0..<Int(count) {
-        guard let p = names[i] else { throw .invalid("\(what)[\(i)] is NULL") }
-        out.append(String(cString: p))
-    }
-    return out
+    return try swiftStrings(names, count: Int(count), what)
 }
 
 @c @implementation

@@ -100,7 +100,7 @@ extension Translator {
             var parents = Array(0..<rows), next = [Int32](repeating: o.eos, count: rows)
             var nextScore = [Double](repeating: -.infinity, count: rows)
             for s in 0..<b where !done[s] {
-                let candidates = bestCandidates(sentence: s, beam: k, logp: logp, score: score, eosOnly: t == o.maxLength,
+                let candidates = try bestCandidates(sentence: s, beam: k, logp: logp, score: score, eosOnly: t == o.maxLength,
                                                 eos: o.eos)
                 var live = 0
                 for (rank, c) in candidates.enumerated() {
@@ -130,26 +130,35 @@ extension Translator {
             (tokens, score) = (next, nextScore)
         }
 
-        return finished.map { list in
-            let best = list.max { ($0.rank, -$0.step) < ($1.rank, -$1.step) }!
+        var translations: [Translation] = []
+        for (s, list) in finished.enumerated() {
+            // Every hypothesis of the sentence fell to a log P of −∞: no token had any probability.
+            guard let best = list.max(by: { ($0.rank, -$0.step) < ($1.rank, -$1.step) }) else {
+                throw .numeric("sentence \(s): every hypothesis has probability 0; the model's parameters are not usable")
+            }
             var out = [Int32](repeating: 0, count: best.step)
             var row = best.row
             for u in stride(from: best.step - 1, through: 0, by: -1) {
                 out[u] = history[u].tokens[row]
                 row = history[u].parents[row]
             }
-            return Translation(tokens: out, score: best.score)
+            translations.append(Translation(tokens: out, score: best.score))
         }
+        return translations
     }
 
     /// The 2k best (score + log p, row, token) extensions of sentence s's live rows, best first
-    /// (ties: lower row, then lower token); only <eos> when `eosOnly`.
+    /// (ties: lower row, then lower token); only <eos> when `eosOnly`. A NaN log-probability (a model
+    /// whose parameters are not finite) is `.numeric`: it would compare as no candidate at all.
     private func bestCandidates(sentence s: Int, beam k: Int, logp: UnsafePointer<Float>, score: [Double],
-                                eosOnly: Bool, eos: Int32) -> [(score: Double, row: Int, token: Int32)] {
+                                eosOnly: Bool, eos: Int32) throws(SDLSTMError) -> [(score: Double, row: Int, token: Int32)] {
         let v = config.targetVocabSize, keep = 2 * k
         var best: [(score: Double, row: Int, token: Int32)] = []
         best.reserveCapacity(keep + 1)
-        func offer(_ c: (score: Double, row: Int, token: Int32)) {
+        func offer(_ c: (score: Double, row: Int, token: Int32)) throws(SDLSTMError) {
+            guard !c.score.isNaN else {
+                throw .numeric("the log-probability of token \(c.token) after hypothesis row \(c.row) is NaN; the model's parameters are not finite")
+            }
             if best.count == keep && c.score <= best[keep - 1].score { return }
             var i = best.count
             while i > 0 && best[i - 1].score < c.score { i -= 1 }
@@ -158,10 +167,11 @@ extension Translator {
         }
         for r in (s * k)..<((s + 1) * k) where score[r] > -.infinity {
             let row = logp + r * v
-            if eosOnly { offer((score[r] + Double(row[Int(eos)]), r, eos)); continue }
+            if eosOnly { try offer((score[r] + Double(row[Int(eos)]), r, eos)); continue }
             for j in 0..<v {
                 let c = score[r] + Double(row[j])
-                if best.count < keep || c > best[keep - 1].score { offer((c, r, Int32(j))) }
+                // Not `c > worst`: that is false for NaN, which must reach `offer` to be refused.
+                if best.count < keep || !(c <= best[keep - 1].score) { try offer((c, r, Int32(j))) }
             }
         }
         return best

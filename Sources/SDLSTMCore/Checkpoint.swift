@@ -89,7 +89,11 @@ public enum Checkpoint {
                             carriedState: Bool = false) throws(SDLSTMError) {
         guard !path.isEmpty else { throw .invalid("path is empty") }
         guard !path.hasSuffix("/") else { throw .invalid("path \"\(path)\" names a directory") }
+        try checkReplaceable(path)
         let (dir, base) = split(path)
+        // Before writing, not after: a save that fails, or a process that keeps being killed, then
+        // leaves at most its own temporary file behind.
+        removeStaleTemporaries(dir: dir, base: base)
         try H5.session { () throws(SDLSTMError) in
             let tmp = try TempFile(dir: dir, base: base, target: path)
             var renamed = false
@@ -105,7 +109,6 @@ public enum Checkpoint {
             }
             renamed = true
             try syncDirectory(dir, path)
-            removeStaleTemporaries(dir: dir, base: base)
         }
     }
 
@@ -357,9 +360,9 @@ public enum Checkpoint {
             do {
                 try o.setClipNorm(try float(g, "clip_norm", in: "training"))
             } catch .invalid(let m) { throw .format("attribute training/clip_norm: \(m)") }
-            o.progress.step = try int64(g, "step", in: "training")
-            o.progress.epoch = try int64(g, "epoch", in: "training")
-            o.progress.epochStep = try int64(g, "epoch_step", in: "training")
+            o.progress.step = try count(g, "step")
+            o.progress.epoch = try count(g, "epoch")
+            o.progress.epochStep = try count(g, "epoch_step")
             guard o.progress.epochStep <= o.progress.step else {
                 throw .format("attribute training/epoch_step (\(o.progress.epochStep)) exceeds training/step (\(o.progress.step))")
             }
@@ -489,6 +492,15 @@ public enum Checkpoint {
             return v
         }
 
+        /// A training counter; a larger one would overflow within the steps still to come.
+        private func count(_ obj: hid_t, _ name: String) throws(SDLSTMError) -> Int64 {
+            let v = try int64(obj, name, in: "training")
+            guard v <= TrainingProgress.maxCount else {
+                throw .format("attribute training/\(name): \(v) exceeds 2^53, the largest count this library keeps")
+            }
+            return v
+        }
+
         private func int(_ obj: hid_t, _ name: String, in group: String? = nil) throws(SDLSTMError) -> Int {
             let v = try int64(obj, name, in: group)
             guard v <= Int64(Int32.max) else { throw .format("\(label(name, group)): \(v) does not fit in int32") }
@@ -520,13 +532,32 @@ public enum Checkpoint {
 
     // MARK: Files
 
-    /// E_IO unless `path` is an existing regular file this process can read.
+    /// E_IO unless `path` is an existing regular file this process can read. The type is checked
+    /// before opening, as opening a FIFO waits for a writer; O_NONBLOCK keeps a FIFO swapped in
+    /// between the two from blocking, and fstat then refuses it.
     private static func checkReadable(_ path: String) throws(SDLSTMError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw .io("\(path): cannot open: \(errnoText())") }
+        try checkRegular(st, path)
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw .io("\(path): cannot open: \(errnoText())") }
         defer { close(fd) }
-        var st = stat()
         guard fstat(fd, &st) == 0 else { throw .io("\(path): cannot stat: \(errnoText())") }
+        try checkRegular(st, path)
+    }
+
+    /// E_IO unless the path is missing or a regular file: the rename would put the checkpoint in
+    /// place of a FIFO, a device or a socket (and of /dev/null for a save run as root).
+    private static func checkReplaceable(_ path: String) throws(SDLSTMError) {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            if errno == ENOENT { return }
+            throw .io("\(path): cannot stat: \(errnoText())")
+        }
+        try checkRegular(st, path)
+    }
+
+    private static func checkRegular(_ st: stat, _ path: String) throws(SDLSTMError) {
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw .io("\(path): not a regular file") }
     }
 

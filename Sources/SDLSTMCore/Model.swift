@@ -84,6 +84,10 @@ extension Model {
     /// the random stream, so the caller may skip the batch and go on.
     public func step(_ batch: Batch) throws(SDLSTMError) -> StepStats {
         try withSingleThreadedBLAS { () throws(SDLSTMError) -> StepStats in
+            // epoch_step never exceeds step, so this bound keeps both increments below from overflowing.
+            guard optimizer.progress.step < TrainingProgress.maxCount else {
+                throw .state("training/step is \(optimizer.progress.step), at or past 2^53, the most steps a model counts")
+            }
             let savedRNG = rng
             var stats = try lossAndGradients(batch)
             guard stats.loss.isFinite else {

@@ -6,6 +6,10 @@ public enum OptimizerKind: Int32, Sendable {
 
 /// Where training stands: what a checkpoint saves so that a resumed run continues its schedule.
 public struct TrainingProgress: Equatable, Sendable {
+    /// The largest value of each counter: 2^53, exact in a double (JSON, Python, most HDF5 readers)
+    /// and far from overflowing when a step adds one.
+    public static let maxCount: Int64 = 1 << 53
+
     /// Updates applied over the model's life (a loaded model continues the count).
     public var step: Int64 = 0
     /// The caller's epoch counter (`sdlstm_set_epoch`), 0 at creation.
@@ -17,7 +21,7 @@ public struct TrainingProgress: Equatable, Sendable {
 
     /// Sets the epoch counter and restarts `epochStep`.
     public mutating func setEpoch(_ epoch: Int64) throws(SDLSTMError) {
-        guard epoch >= 0 else { throw .invalid("epoch must be >= 0, got \(epoch)") }
+        guard epoch >= 0 && epoch <= Self.maxCount else { throw .invalid("epoch must be in 0...2^53, got \(epoch)") }
         self.epoch = epoch
         epochStep = 0
     }

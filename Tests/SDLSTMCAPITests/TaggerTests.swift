@@ -219,6 +219,21 @@ final class TaggerTests: XCTestCase {
         }
     }
 
+    /// Weights near Float.greatestFiniteMagnitude (here from init_scale) overflow to NaN tag scores:
+    /// E_NUMERIC with the tags untouched, where sdlstm_tag used to answer tag 0 everywhere.
+    func testOverflowingModelIsNumeric() {
+        for crf in [true, false] {
+            var c = taggerConfig(crf: crf)
+            c.init_scale = 3e38
+            let m = makeModel(c)
+            defer { sdlstm_model_free(m) }
+            let (s, out) = tag(m, TagBatch())
+            XCTAssertEqual(s, E_NUMERIC, "crf \(crf): \(statusName(s)) \(lastError())")
+            XCTAssertTrue(mentions(lastError(), ["not finite"]), lastError())
+            XCTAssertEqual(out, [Int32](repeating: 42, count: 15))
+        }
+    }
+
     func testTagNamesAndTagValidation() {
         let m = makeModel(taggerConfig())
         defer { sdlstm_model_free(m) }

@@ -58,6 +58,23 @@ final class TranslatorTests: XCTestCase {
         return (s, tokens, lengths, scores)
     }
 
+    /// Weights near Float.greatestFiniteMagnitude (here from init_scale) overflow to NaN scores:
+    /// E_NUMERIC with nothing written, greedy and beam alike, where the beam search used to trap.
+    func testOverflowingModelIsNumeric() {
+        var c = seq2seqConfig()
+        c.init_scale = 3e38
+        let m = makeModel(c)
+        defer { sdlstm_model_free(m) }
+        for beam: Int32 in [1, 3] {
+            let (s, tokens, lengths, scores) = translate(m, options: options(beam: beam))
+            XCTAssertEqual(s, E_NUMERIC, "beam \(beam): \(statusName(s)) \(lastError())")
+            XCTAssertTrue(mentions(lastError(), ["NaN"]), lastError())
+            XCTAssertEqual(tokens, [Int32](repeating: 77, count: tokens.count))
+            XCTAssertEqual(lengths, [0, 0, 0])
+            XCTAssertEqual(scores, [0, 0, 0])
+        }
+    }
+
     func testTrainTranslateAndErrors() {
         let model = makeModel(seq2seqConfig())
         defer { sdlstm_model_free(model) }

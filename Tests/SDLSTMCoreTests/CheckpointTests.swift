@@ -166,6 +166,53 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try listDir(dir), [".m.h5.sdlstm-tmp-\(getpid())-abcdef", "m.h5"])
     }
 
+    /// Stale temporaries go before the save writes anything, so a save that then fails still
+    /// removes them, and the previous checkpoint stays as it was. The failure: a descriptor limit
+    /// that leaves one free descriptor, which the temporary file takes, so HDF5 cannot open it.
+    func testStaleTemporariesAreRemovedBeforeTheSaveWrites() throws {
+        let t = try TrainedLM()
+        let path = "\(dir)/m.h5"
+        try Checkpoint.save(t.model, to: path)
+        let saved = try bytes(path)
+        let stale = ["\(dir)/.m.h5.sdlstm-tmp-999999999-abcdef", "\(dir)/.m.h5.sdlstm-tmp-999999998-XyZ123"]
+        let other = "\(dir)/.n.h5.sdlstm-tmp-999999999-abcdef"
+        for p in stale + [other] { XCTAssertTrue(FILE_write(p, [1, 2, 3])) }
+        let lowestFree = dup(0)
+        close(lowestFree)
+        var limit = rlimit(), one = rlimit()
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit), 0)
+        (one.rlim_cur, one.rlim_max) = (rlim_t(lowestFree + 1), limit.rlim_max)
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &one), 0)
+        var failure: SDLSTMError?
+        do { try Checkpoint.save(t.model, to: path) } catch { failure = error }
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        guard case .io = failure else { return XCTFail("the save under the descriptor limit gave \(String(describing: failure))") }
+        XCTAssertEqual(try listDir(dir), [".n.h5.sdlstm-tmp-999999999-abcdef", "m.h5"])
+        XCTAssertEqual(try bytes(path), saved)
+        _ = try Checkpoint.load(from: path)
+    }
+
+    /// Counters a checkpoint may hold: up to 2^53 (exact in a double, which is how JSON and many
+    /// readers see them); beyond it the file is refused by name, and a step at the limit fails cleanly.
+    func testCountersBeyondTheirRangeAreRefused() throws {
+        try expectBroken(["training/step", "2^53"]) { f in setInt(f, "step", Int64.max, in: "training") }
+        try expectBroken(["training/epoch", "2^53"]) { f in setInt(f, "epoch", (1 << 53) + 1, in: "training") }
+        for start in [Int64.max, TrainingProgress.maxCount] {
+            let t = try TrainedLM()
+            t.model.optimizer.progress.step = start
+            let before = t.model.parameters.map { $0.value.array }
+            XCTAssertThrowsError(try t.step(t.model, salt: 3)) { e in
+                guard case .state(let m) = e as? SDLSTMError else { return XCTFail("expected .state, got \(e)") }
+                XCTAssertTrue(m.contains("step"), m)
+            }
+            XCTAssertEqual(t.model.parameters.map { $0.value.array }, before)
+            XCTAssertEqual(t.model.optimizer.progress.step, start)
+        }
+        var progress = TrainingProgress()
+        XCTAssertThrowsError(try progress.setEpoch(TrainingProgress.maxCount + 1))
+        try progress.setEpoch(TrainingProgress.maxCount)
+    }
+
     // MARK: Bad files
 
     func testMissingAndUnreadableFilesAreIOErrors() throws {
