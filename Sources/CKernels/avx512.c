@@ -14,11 +14,10 @@
  * accumulators in zmm0-15, spilling the rest (every AVX-512 CPU but Xeon Phi has VL). */
 #define AVX512 __attribute__((target("avx512f,avx512vl")))
 
-/* Up to 5 x 5 accumulators in forward and weight-gradient blocks, 6 x 4 in backward data. */
-enum { MAX_ROWS = 5, MAX_VECTORS = 5, PANEL = 16 * MAX_VECTORS, DOT_ROWS = 6, DOT_UNITS = 4 };
-#ifndef PREFETCH_AHEAD
-#define PREFETCH_AHEAD 8
-#endif
+/* Up to 5 x 5 accumulators in forward and weight-gradient blocks, 6 x 4 in backward data. The
+ * forward kernel prefetches the kept row PREFETCH_AHEAD iterations ahead (about 200 cycles of FMAs,
+ * an L3 hit's latency). */
+enum { MAX_ROWS = 5, MAX_VECTORS = 5, PANEL = 16 * MAX_VECTORS, DOT_ROWS = 6, DOT_UNITS = 4, PREFETCH_AHEAD = 8 };
 _Static_assert(PANEL <= SDK_MAX_PANEL, "SDK_MAX_PANEL bounds every panel");
 
 AVX512 SDK_INLINE __m512 load(int last, const float *p, __mmask16 tail) {
