@@ -2,7 +2,7 @@ SHELL := /bin/bash
 # sdlstm — build, test, install and demo. `make help` lists the targets.
 
 PREFIX   ?= /usr/local
-VERSION  := 0.1.0
+VERSION  := $(shell awk '/^#define SDLSTM_VERSION_(MAJOR|MINOR|PATCH) /{v=v sep $$3; sep="."} END{print v}' include/sdlstm.h)
 CC       ?= cc
 CFLAGS   ?= -std=c11 -O2 -Wall -Wextra -pedantic
 THREADS  ?= $(shell nproc 2>/dev/null || echo 1)

@@ -14,7 +14,7 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .target(name: "CKernels"),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
-        .target(name: "SDLSTMCore", dependencies: ["COpenBLAS", "CKernels", "CHDF5"]),
+        .target(name: "SDLSTMCore", dependencies: ["CSDLSTM", "COpenBLAS", "CKernels", "CHDF5"]),
         .target(name: "SDLSTMCAPI", dependencies: ["CSDLSTM", "SDLSTMCore"], exclude: ["sdlstm.map"]),
         .target(name: "SDLSTM", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
         .executableTarget(name: "sdlstm-bench", dependencies: ["SDLSTMCore", "CKernels"], path: "bench",

@@ -21,6 +21,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version of this header; sdlstm_version_number() gives the library's. The three numbers are the
+ * only place the version is written: the library, the Makefile and the pkg-config and CMake files
+ * read them from here. docs/ABI.md says what each number promises. */
+#define SDLSTM_VERSION_MAJOR 0
+#define SDLSTM_VERSION_MINOR 2
+#define SDLSTM_VERSION_PATCH 0
+#define SDLSTM_VERSION_NUMBER (SDLSTM_VERSION_MAJOR * 10000 + SDLSTM_VERSION_MINOR * 100 + SDLSTM_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -120,6 +128,10 @@ typedef struct sdlstm_model sdlstm_model;
 /* The library version, "MAJOR.MINOR.PATCH". Never NULL. */
 const char *sdlstm_version(void);
 
+/* The library version as SDLSTM_VERSION_NUMBER computes it, e.g. 200 for 0.2.0: compare it with the
+ * header's to detect a library older than the program was built against. */
+int32_t sdlstm_version_number(void);
+
 /* The message of the last failed call on this thread ("" if none yet; a successful call leaves it).
  * Valid until the next failing call on this thread. */
 const char *sdlstm_last_error(void);
@@ -163,10 +175,10 @@ sdlstm_status sdlstm_model_create(const sdlstm_config *cfg, sdlstm_model **out);
 void sdlstm_model_free(sdlstm_model *model);
 
 /* Copies the model's architecture into cfg (up to cfg->struct_size bytes). */
-sdlstm_status sdlstm_model_get_config(const sdlstm_model *model, sdlstm_config *cfg);
+sdlstm_status sdlstm_get_config(const sdlstm_model *model, sdlstm_config *cfg);
 
 /* The number of trainable scalars. */
-sdlstm_status sdlstm_parameter_count(const sdlstm_model *model, int64_t *out);
+sdlstm_status sdlstm_get_parameter_count(const sdlstm_model *model, int64_t *out);
 
 /* Sets the dropout policy and drop probability p in [0, 1) of one site; p = 0 or NONE turns it off.
  * A real policy on a site the model lacks (BETWEEN with one layer) is SDLSTM_E_INVALID. */
@@ -186,7 +198,7 @@ sdlstm_status sdlstm_set_clip_norm(sdlstm_model *model, float max_norm);
 sdlstm_status sdlstm_set_num_threads(sdlstm_model *model, int32_t threads);
 
 /* Restarts the dropout random stream from seed. */
-sdlstm_status sdlstm_seed(sdlstm_model *model, uint64_t seed);
+sdlstm_status sdlstm_set_seed(sdlstm_model *model, uint64_t seed);
 
 /* One training step (stats may be NULL): forward, backward, clip, update. The LM carries its hidden state from the
  * previous step (truncated BPTT). On SDLSTM_E_NUMERIC nothing changed, carried state included.
@@ -200,6 +212,54 @@ sdlstm_status sdlstm_evaluate(sdlstm_model *model, const sdlstm_batch *batch, sd
 /* Zeroes the carried hidden state, e.g. at the start of an epoch or before evaluating. A batch
  * whose size differs from the carried state's fails with SDLSTM_E_STATE until this is called. */
 sdlstm_status sdlstm_reset_state(sdlstm_model *model);
+
+/* ---- Using a trained language model ---- */
+
+/* Recurrent state for applying a SDLSTM_TASK_LANGUAGE_MODEL to text: `streams` independent token
+ * streams, each starting from a zero state. It is separate from the carried state of training and
+ * evaluation, which inference never touches; none of the calls below changes the model. */
+typedef struct sdlstm_lm_state sdlstm_lm_state;
+
+/* Creates a state of streams >= 1 zeroed streams for model (a language model), which must outlive it. */
+sdlstm_status sdlstm_lm_state_create(const sdlstm_model *model, int32_t streams, sdlstm_lm_state **out);
+
+/* Frees a state. NULL is ignored. */
+void sdlstm_lm_state_free(sdlstm_lm_state *state);
+
+/* Zeroes every stream of state. */
+sdlstm_status sdlstm_lm_state_reset(sdlstm_lm_state *state);
+
+/* Reads one token per stream (tokens: one id per stream in [0, vocab_size)), advances state, and
+ * writes the natural-log probabilities of the next token: streams * vocab_size floats, stream-major
+ * (log_probs[s * vocab_size + v]). No dropout. On failure state is unchanged. */
+sdlstm_status sdlstm_lm_next(sdlstm_model *model, sdlstm_lm_state *state, const int32_t *tokens,
+                             float *log_probs);
+
+/* Scores tokens[0 .. n-1] (n >= 2) from a zero state: *log_prob receives the sum over i >= 1 of
+ * log P(tokens[i] | tokens[0 .. i-1]) (nats, n - 1 predictions; tokens[0] is the context, e.g.
+ * <eos>), and token_log_probs (n - 1 values, may be NULL) each term. The mean -*log_prob / (n - 1) is
+ * the loss sdlstm_evaluate reports for the same tokens as one stream from a reset state. */
+sdlstm_status sdlstm_lm_score(sdlstm_model *model, const int32_t *tokens, int64_t n, double *log_prob,
+                              float *token_log_probs);
+
+/* How sdlstm_lm_generate samples. */
+typedef struct sdlstm_generate_options {
+    size_t struct_size;   /* sizeof(sdlstm_generate_options) */
+    float temperature;    /* > 0 divides the logits (1: the model's distribution); 0: always the most likely token */
+    int32_t top_k;        /* 0: sample from every token; k >= 1: from the k most likely */
+    uint64_t seed;        /* the sampling stream: the same model, prompt, options and seed give the same tokens */
+    int32_t stop_id;      /* generation ends once this id is emitted (it is written); -1: only max_tokens ends it */
+} sdlstm_generate_options;
+
+/* Fills options (whose struct_size you set) with temperature 1, top_k 0, seed 1, stop_id -1. */
+sdlstm_status sdlstm_generate_options_init(sdlstm_generate_options *options);
+
+/* Feeds prompt (prompt_len >= 1 ids) from a zero state, then samples up to max_tokens >= 1 ids into
+ * out; *count receives how many were written. options NULL: the defaults of
+ * sdlstm_generate_options_init. */
+sdlstm_status sdlstm_lm_generate(sdlstm_model *model, const int32_t *prompt, int64_t prompt_len,
+                                 const sdlstm_generate_options *options, int32_t *out, int64_t max_tokens,
+                                 int64_t *count);
 
 /* ---- Sequence labelling ---- */
 
@@ -275,14 +335,14 @@ sdlstm_status sdlstm_span_f1_add(sdlstm_span_f1 *f1, const int32_t *gold, const 
                                  int32_t batch_size, int32_t seq_len, const int32_t *lengths);
 
 /* The number of entity types. */
-sdlstm_status sdlstm_span_f1_type_count(const sdlstm_span_f1 *f1, int32_t *out);
+sdlstm_status sdlstm_span_f1_get_type_count(const sdlstm_span_f1 *f1, int32_t *out);
 
 /* The name of entity type i in [0, type_count); valid while the counter lives. */
-sdlstm_status sdlstm_span_f1_type_name(const sdlstm_span_f1 *f1, int32_t type, const char **out);
+sdlstm_status sdlstm_span_f1_get_type_name(const sdlstm_span_f1 *f1, int32_t type, const char **out);
 
 /* The scores of entity type i in [0, type_count), or over all types for type = -1 (up to
  * out->struct_size bytes). */
-sdlstm_status sdlstm_span_f1_scores(const sdlstm_span_f1 *f1, int32_t type, sdlstm_span_scores *out);
+sdlstm_status sdlstm_span_f1_get_scores(const sdlstm_span_f1 *f1, int32_t type, sdlstm_span_scores *out);
 
 /* ---- Translation ---- */
 
@@ -314,6 +374,10 @@ typedef struct sdlstm_decode_options {
     float length_penalty;  /* alpha >= 0: hypotheses rank by log P / (tokens + 1)^alpha; 0 = raw log P */
 } sdlstm_decode_options;
 
+/* Fills options (whose struct_size you set) with bos_id -1 and eos_id -1 (set both: they are the
+ * target vocabulary's markers), beam_size 5, max_len 100, length_penalty 0. */
+sdlstm_status sdlstm_decode_options_init(sdlstm_decode_options *options);
+
 /* Translates the B source sentences of sources (inputs, lengths, seq_len; targets not read, may be
  * NULL). tokens receives B * max_len target ids, batch-major, each row the best hypothesis without
  * <bos> and <eos>, padded with -1; lengths (B) their token counts; scores (B, may be NULL) their
@@ -332,6 +396,9 @@ typedef struct sdlstm_bleu_options {
     int32_t lowercase;   /* 1: compare case-insensitively (sacreBLEU's -lc) */
     int32_t tokenize;    /* 1: 13a tokenisation (the default); 0: split on whitespace only */
 } sdlstm_bleu_options;
+
+/* Fills options (whose struct_size you set) with lowercase 0, tokenize 1. */
+sdlstm_status sdlstm_bleu_options_init(sdlstm_bleu_options *options);
 
 /* A BLEU score and its parts. */
 typedef struct sdlstm_bleu_scores {

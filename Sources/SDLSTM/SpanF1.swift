@@ -44,10 +44,10 @@ public final class SpanF1 {
         guard let out else { throw SDLSTMError(.invalid, "sdlstm_span_f1_create returned no counter") }
         handle = out
         var n: Int32 = 0
-        precondition(sdlstm_span_f1_type_count(out, &n) == SDLSTM_OK)
+        precondition(sdlstm_span_f1_get_type_count(out, &n) == SDLSTM_OK)
         types = (0..<n).map { i in
             var name: UnsafePointer<CChar>?
-            precondition(sdlstm_span_f1_type_name(out, i, &name) == SDLSTM_OK)
+            precondition(sdlstm_span_f1_get_type_name(out, i, &name) == SDLSTM_OK)
             return String(cString: name!)
         }
     }
@@ -92,8 +92,8 @@ public final class SpanF1 {
     private func scores(index: Int32) -> SpanScores {
         var s = sdlstm_span_scores()
         s.struct_size = MemoryLayout<sdlstm_span_scores>.size
-        let status = sdlstm_span_f1_scores(handle, index, &s)
-        precondition(status == SDLSTM_OK, "sdlstm_span_f1_scores failed: \(String(cString: sdlstm_last_error()))")
+        let status = sdlstm_span_f1_get_scores(handle, index, &s)
+        precondition(status == SDLSTM_OK, "sdlstm_span_f1_get_scores failed: \(String(cString: sdlstm_last_error()))")
         return SpanScores(s)
     }
 }

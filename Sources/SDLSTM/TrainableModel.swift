@@ -11,8 +11,8 @@ extension TrainableModel {
     /// The number of trainable scalars.
     public var parameterCount: Int {
         var count: Int64 = 0
-        let status = sdlstm_parameter_count(handle, &count)
-        precondition(status == SDLSTM_OK, "sdlstm_parameter_count failed: \(String(cString: sdlstm_last_error()))")
+        let status = sdlstm_get_parameter_count(handle, &count)
+        precondition(status == SDLSTM_OK, "sdlstm_get_parameter_count failed: \(String(cString: sdlstm_last_error()))")
         return Int(count)
     }
 
@@ -44,7 +44,7 @@ extension TrainableModel {
 
     /// Restarts the dropout random stream from `seed`.
     public func seed(_ seed: UInt64) throws(SDLSTMError) {
-        try SDLSTMError.check(sdlstm_seed(handle, seed))
+        try SDLSTMError.check(sdlstm_set_seed(handle, seed))
     }
 }
 
@@ -75,7 +75,7 @@ func createHandle(_ config: sdlstm_config) throws(SDLSTMError) -> OpaquePointer 
 func readConfig(_ handle: OpaquePointer) -> sdlstm_config {
     var c = sdlstm_config()
     c.struct_size = MemoryLayout<sdlstm_config>.size
-    let status = sdlstm_model_get_config(handle, &c)
-    precondition(status == SDLSTM_OK, "sdlstm_model_get_config failed: \(String(cString: sdlstm_last_error()))")
+    let status = sdlstm_get_config(handle, &c)
+    precondition(status == SDLSTM_OK, "sdlstm_get_config failed: \(String(cString: sdlstm_last_error()))")
     return c
 }

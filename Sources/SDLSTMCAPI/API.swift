@@ -6,7 +6,15 @@ import CSDLSTM
 // signature against the header; bodies only translate between C and the core.
 
 @c @implementation
-public func sdlstm_version() -> UnsafePointer<CChar>? { cString("0.1.0") }
+public func sdlstm_version() -> UnsafePointer<CChar>? { versionString }
+
+// Built once from the header's version macros and kept for the life of the library.
+nonisolated(unsafe) private let versionString = UnsafePointer<CChar>(strdup(Checkpoint.libraryVersion))
+
+@c @implementation
+public func sdlstm_version_number() -> Int32 {
+    Int32(SDLSTM_VERSION_MAJOR * 10000 + SDLSTM_VERSION_MINOR * 100 + SDLSTM_VERSION_PATCH)
+}
 
 @c @implementation
 public func sdlstm_last_error() -> UnsafePointer<CChar>? { lastErrorMessage() }
@@ -53,7 +61,7 @@ public func sdlstm_model_free(_ model: OpaquePointer?) {
 }
 
 @c @implementation
-public func sdlstm_model_get_config(_ model: OpaquePointer?, _ cfg: UnsafeMutablePointer<sdlstm_config>?) -> sdlstm_status {
+public func sdlstm_get_config(_ model: OpaquePointer?, _ cfg: UnsafeMutablePointer<sdlstm_config>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let m = try SDLSTMCAPI.model(model)
         let out = try unwrap(cfg, "cfg")
@@ -63,7 +71,7 @@ public func sdlstm_model_get_config(_ model: OpaquePointer?, _ cfg: UnsafeMutabl
 }
 
 @c @implementation
-public func sdlstm_parameter_count(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> sdlstm_status {
+public func sdlstm_get_parameter_count(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let m = try SDLSTMCAPI.model(model)
         try unwrap(out, "out").pointee = Int64(m.parameterCount)
@@ -107,7 +115,7 @@ public func sdlstm_set_num_threads(_ model: OpaquePointer?, _ threads: Int32) ->
 }
 
 @c @implementation
-public func sdlstm_seed(_ model: OpaquePointer?, _ seed: UInt64) -> sdlstm_status {
+public func sdlstm_set_seed(_ model: OpaquePointer?, _ seed: UInt64) -> sdlstm_status {
     translate { () throws(SDLSTMError) in try SDLSTMCAPI.model(model).seed(seed) }
 }
 

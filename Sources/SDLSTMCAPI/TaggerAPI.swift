@@ -117,7 +117,7 @@ public func sdlstm_span_f1_add(_ f1: OpaquePointer?, _ gold: UnsafePointer<Int32
 }
 
 @c @implementation
-public func sdlstm_span_f1_type_count(_ f1: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?) -> sdlstm_status {
+public func sdlstm_span_f1_get_type_count(_ f1: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let h = try spanF1(f1)
         try unwrap(out, "out").pointee = Int32(h.typeNames.count)
@@ -125,7 +125,7 @@ public func sdlstm_span_f1_type_count(_ f1: OpaquePointer?, _ out: UnsafeMutable
 }
 
 @c @implementation
-public func sdlstm_span_f1_type_name(_ f1: OpaquePointer?, _ type: Int32,
+public func sdlstm_span_f1_get_type_name(_ f1: OpaquePointer?, _ type: Int32,
                                      _ out: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let h = try spanF1(f1)
@@ -138,7 +138,7 @@ public func sdlstm_span_f1_type_name(_ f1: OpaquePointer?, _ type: Int32,
 }
 
 @c @implementation
-public func sdlstm_span_f1_scores(_ f1: OpaquePointer?, _ type: Int32,
+public func sdlstm_span_f1_get_scores(_ f1: OpaquePointer?, _ type: Int32,
                                   _ out: UnsafeMutablePointer<sdlstm_span_scores>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let h = try spanF1(f1)

@@ -1,4 +1,5 @@
 import CHDF5
+import CSDLSTM // the version macros only
 import Glibc
 
 /// HDF5 checkpoints of any `Model` (docs/CHECKPOINT.md describes the layout):
@@ -20,7 +21,7 @@ public enum Checkpoint {
     public static let format = "sdlstm-checkpoint"
     public static let formatVersion: Int64 = 1
     /// Written as `library_version`; equal to `sdlstm_version()` (a test checks it).
-    public static let libraryVersion = "0.1.0"
+    public static let libraryVersion = "\(SDLSTM_VERSION_MAJOR).\(SDLSTM_VERSION_MINOR).\(SDLSTM_VERSION_PATCH)"
 
     public struct Loaded {
         public let model: any Model

@@ -67,7 +67,7 @@ final class BasicsTests: XCTestCase {
         defer { sdlstm_model_free(m) }
         var got = sdlstm_config()
         got.struct_size = MemoryLayout<sdlstm_config>.size
-        XCTAssertEqual(sdlstm_model_get_config(m, &got), OK, lastError())
+        XCTAssertEqual(sdlstm_get_config(m, &got), OK, lastError())
         XCTAssertEqual(got.struct_size, c.struct_size)
         XCTAssertEqual(got.task, c.task)
         XCTAssertEqual(got.vocab_size, 31)
@@ -84,7 +84,7 @@ final class BasicsTests: XCTestCase {
             let m = makeModel(smallConfig(vocab: Int32(v), embed: Int32(e), hidden: Int32(h), layers: Int32(l)))
             defer { sdlstm_model_free(m) }
             var count: Int64 = -1
-            XCTAssertEqual(sdlstm_parameter_count(m, &count), OK, lastError())
+            XCTAssertEqual(sdlstm_get_parameter_count(m, &count), OK, lastError())
             var expected = v * e + v * h + v
             for layer in 0..<l {
                 let input = layer == 0 ? e : h

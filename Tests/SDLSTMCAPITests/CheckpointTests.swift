@@ -182,7 +182,7 @@ final class CheckpointABITests: XCTestCase {
             XCTAssertEqual(sdlstm_set_dropout(m, site, SDLSTM_POLICY_STRUCTURED, 0.4), OK)
         }
         XCTAssertEqual(sdlstm_set_dropout(m, SDLSTM_SITE_RECURRENT, SDLSTM_POLICY_VARIATIONAL, 0.2), OK)
-        XCTAssertEqual(sdlstm_seed(m, 77), OK)
+        XCTAssertEqual(sdlstm_set_seed(m, 77), OK)
     }
 
     private func load(_ path: String, file: StaticString = #filePath, line: UInt = #line) -> OpaquePointer {

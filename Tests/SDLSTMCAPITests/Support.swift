@@ -124,7 +124,7 @@ final class Twins {
             if config.num_layers >= 2 { sites.append(SDLSTM_SITE_BETWEEN) }
             for site in sites { both { sdlstm_set_dropout($0, site, SDLSTM_POLICY_STRUCTURED, 0.25) } }
         }
-        both { sdlstm_seed($0, 9) }
+        both { sdlstm_set_seed($0, 9) }
         // Give the model some carried state and a used random stream before anything fails.
         both { sdlstm_reset_state($0) }
         bothStep(probe, file: file, line: line)

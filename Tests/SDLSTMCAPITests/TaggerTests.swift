@@ -94,7 +94,7 @@ final class TaggerTests: XCTestCase {
             let m = makeModel(c)
             defer { sdlstm_model_free(m) }
             var count: Int64 = -1
-            XCTAssertEqual(sdlstm_parameter_count(m, &count), OK, lastError())
+            XCTAssertEqual(sdlstm_get_parameter_count(m, &count), OK, lastError())
             let (v, e, hh, k) = (Int64(c.vocab_size), Int64(c.embed_size), Int64(c.hidden_size), Int64(c.num_tags))
             func bilstm(_ input: Int64, _ h: Int64) -> Int64 { 2 * (4 * h * (input + h) + 8 * h) }
             var expected = v * e + hh * k + k + (crf ? k * k + 2 * k : 0)
@@ -177,7 +177,7 @@ final class TaggerTests: XCTestCase {
         for x in [m, twin] {
             XCTAssertEqual(setNames(x, names), OK, lastError())
             XCTAssertEqual(sdlstm_set_dropout(x, SDLSTM_SITE_INPUT, SDLSTM_POLICY_STRUCTURED, 0.3), OK)
-            XCTAssertEqual(sdlstm_seed(x, 3), OK)
+            XCTAssertEqual(sdlstm_set_seed(x, 3), OK)
         }
         let good = TagBatch()
         var cases: [(String, [String], (inout TagBatch) -> Void, (inout sdlstm_batch) -> Void)] = [
@@ -352,7 +352,7 @@ final class TaggerTests: XCTestCase {
     func scores(_ f1: OpaquePointer?, _ type: Int32) -> (sdlstm_status, sdlstm_span_scores) {
         var s = sdlstm_span_scores()
         s.struct_size = MemoryLayout<sdlstm_span_scores>.size
-        let status = sdlstm_span_f1_scores(f1, type, &s)
+        let status = sdlstm_span_f1_get_scores(f1, type, &s)
         return (status, s)
     }
 
@@ -360,11 +360,11 @@ final class TaggerTests: XCTestCase {
         guard let f1 = makeCounter(["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]) else { return }
         defer { sdlstm_span_f1_free(f1) }
         var n: Int32 = -1
-        XCTAssertEqual(sdlstm_span_f1_type_count(f1, &n), OK)
+        XCTAssertEqual(sdlstm_span_f1_get_type_count(f1, &n), OK)
         XCTAssertEqual(n, 3)
         let types = (0..<n).map { i -> String in
             var p: UnsafePointer<CChar>?
-            XCTAssertEqual(sdlstm_span_f1_type_name(f1, i, &p), OK)
+            XCTAssertEqual(sdlstm_span_f1_get_type_name(f1, i, &p), OK)
             return String(cString: p!)
         }
         XCTAssertEqual(types, ["LOC", "MISC", "PER"])
@@ -401,11 +401,11 @@ final class TaggerTests: XCTestCase {
         XCTAssertEqual(scores(nil, -1).0, E_INVALID)
         var small = sdlstm_span_scores()
         small.struct_size = 8
-        XCTAssertEqual(sdlstm_span_f1_scores(f1, -1, &small), E_INVALID)
+        XCTAssertEqual(sdlstm_span_f1_get_scores(f1, -1, &small), E_INVALID)
         var p: UnsafePointer<CChar>?
-        XCTAssertEqual(sdlstm_span_f1_type_name(f1, 3, &p), E_INVALID)
-        XCTAssertEqual(sdlstm_span_f1_type_name(f1, 0, nil), E_INVALID)
-        XCTAssertEqual(sdlstm_span_f1_type_count(f1, nil), E_INVALID)
+        XCTAssertEqual(sdlstm_span_f1_get_type_name(f1, 3, &p), E_INVALID)
+        XCTAssertEqual(sdlstm_span_f1_get_type_name(f1, 0, nil), E_INVALID)
+        XCTAssertEqual(sdlstm_span_f1_get_type_count(f1, nil), E_INVALID)
         var out: OpaquePointer?
         XCTAssertEqual(sdlstm_span_f1_create(nil, 3, &out), E_INVALID)
         XCTAssertNil(out)

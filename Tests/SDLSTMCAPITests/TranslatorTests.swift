@@ -164,7 +164,7 @@ final class TranslatorTests: XCTestCase {
         defer { sdlstm_model_free(loaded) }
         var c = sdlstm_config()
         c.struct_size = MemoryLayout<sdlstm_config>.size
-        XCTAssertEqual(sdlstm_model_get_config(loaded, &c), OK)
+        XCTAssertEqual(sdlstm_get_config(loaded, &c), OK)
         XCTAssertEqual(c.bidirectional, 1)
         XCTAssertEqual(c.input_feeding, 1)
         XCTAssertEqual(c.target_vocab_size, 10)

@@ -72,14 +72,14 @@ final class ValidationTests: XCTestCase {
         var c = sdlstm_config()
         c.struct_size = MemoryLayout<sdlstm_config>.size
         var count: Int64 = -7
-        t.expectFailure(E_INVALID, "get_config model NULL", mentioning: modelArg) { _ in sdlstm_model_get_config(nil, &c) }
-        t.expectFailure(E_INVALID, "get_config cfg NULL", mentioning: ["cfg", "config"]) { sdlstm_model_get_config($0, nil) }
+        t.expectFailure(E_INVALID, "get_config model NULL", mentioning: modelArg) { _ in sdlstm_get_config(nil, &c) }
+        t.expectFailure(E_INVALID, "get_config cfg NULL", mentioning: ["cfg", "config"]) { sdlstm_get_config($0, nil) }
         for size in [0, 8, MemoryLayout<sdlstm_config>.size - 1] {
             c.struct_size = size
-            t.expectFailure(E_INVALID, "get_config struct_size \(size)", mentioning: structSize) { sdlstm_model_get_config($0, &c) }
+            t.expectFailure(E_INVALID, "get_config struct_size \(size)", mentioning: structSize) { sdlstm_get_config($0, &c) }
         }
-        t.expectFailure(E_INVALID, "parameter_count model NULL", mentioning: modelArg) { _ in sdlstm_parameter_count(nil, &count) }
-        t.expectFailure(E_INVALID, "parameter_count out NULL", mentioning: ["out"]) { sdlstm_parameter_count($0, nil) }
+        t.expectFailure(E_INVALID, "parameter_count model NULL", mentioning: modelArg) { _ in sdlstm_get_parameter_count(nil, &count) }
+        t.expectFailure(E_INVALID, "parameter_count out NULL", mentioning: ["out"]) { sdlstm_get_parameter_count($0, nil) }
         XCTAssertEqual(count, -7, "parameter_count wrote its output on failure")
         sdlstm_model_free(nil)  // ignored, must not crash
         t.finish()
@@ -179,7 +179,7 @@ final class ValidationTests: XCTestCase {
 
     func testSeedAndResetRejectNull() {
         let t = Twins()
-        t.expectFailure(E_INVALID, "seed model NULL", mentioning: modelArg) { _ in sdlstm_seed(nil, 5) }
+        t.expectFailure(E_INVALID, "seed model NULL", mentioning: modelArg) { _ in sdlstm_set_seed(nil, 5) }
         t.expectFailure(E_INVALID, "reset_state model NULL", mentioning: modelArg) { _ in sdlstm_reset_state(nil) }
         t.finish()
     }

@@ -404,7 +404,7 @@ static bool meta_number(sdlstm_model *m, const char *key, double *v) {
 static bool restore_settings(sdlstm_model *m, options *o) {
     sdlstm_config cfg = {.struct_size = sizeof cfg};
     sdlstm_progress p = {.struct_size = sizeof p};
-    if (!ok(sdlstm_model_get_config(m, &cfg), "sdlstm_model_get_config") ||
+    if (!ok(sdlstm_get_config(m, &cfg), "sdlstm_get_config") ||
         !ok(sdlstm_get_progress(m, &p), "sdlstm_get_progress"))
         return false;
     if (cfg.task != SDLSTM_TASK_LANGUAGE_MODEL) {
@@ -613,7 +613,7 @@ int main(int argc, char **argv) {
         sdlstm_config cfg = {.struct_size = sizeof cfg};
         sdlstm_progress p = {.struct_size = sizeof p};
         if (!ok(sdlstm_get_strings(m, "vocab", &words, &n), "sdlstm_get_strings") ||
-            !ok(sdlstm_model_get_config(m, &cfg), "sdlstm_model_get_config") ||
+            !ok(sdlstm_get_config(m, &cfg), "sdlstm_get_config") ||
             !ok(sdlstm_get_progress(m, &p), "sdlstm_get_progress"))
             goto done;
         if (!words || n != cfg.vocab_size) {
@@ -642,7 +642,7 @@ int main(int argc, char **argv) {
         if (!m || !store_settings(m, &o, &d.vocab)) goto done;
     }
     int64_t params = 0;
-    if (!ok(sdlstm_parameter_count(m, &params), "sdlstm_parameter_count")) goto done;
+    if (!ok(sdlstm_get_parameter_count(m, &params), "sdlstm_get_parameter_count")) goto done;
     fprintf(stderr,
             "lm: %d x %d LSTM, embed %d, %" PRId64 " parameters; policy %s p_nr %g p_rh %g; "
             "%" PRId64 " steps per epoch\n",

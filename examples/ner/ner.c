@@ -610,7 +610,7 @@ static bool evaluate(sdlstm_model *m, const dataset *d, const split *s, bool cha
         }
     }
     sdlstm_span_scores scores = {.struct_size = sizeof scores};
-    if (!ok(sdlstm_span_f1_scores(counter, -1, &scores), "sdlstm_span_f1_scores")) goto done;
+    if (!ok(sdlstm_span_f1_get_scores(counter, -1, &scores), "sdlstm_span_f1_get_scores")) goto done;
     *f1 = 100 * scores.f1;
     good = true;
     goto done;
@@ -798,7 +798,7 @@ int main(int argc, char **argv) {
     m = make_model(&o, &d);
     if (!m) goto done;
     int64_t params = 0;
-    if (!ok(sdlstm_parameter_count(m, &params), "sdlstm_parameter_count")) goto done;
+    if (!ok(sdlstm_get_parameter_count(m, &params), "sdlstm_get_parameter_count")) goto done;
     fprintf(stderr,
             "ner: BiLSTM %d x %d, embed %d, characters %d -> %d, %s, %" PRId64 " parameters; "
             "policy %s p_nr %g p_rh %g\n",

@@ -1248,7 +1248,7 @@ int main(int argc, char **argv) {
     m = make_model(&o, &d);
     if (!m || !store_settings(m, &o, &d)) goto done;
     int64_t params = 0;
-    if (!ok(sdlstm_parameter_count(m, &params), "sdlstm_parameter_count")) goto done;
+    if (!ok(sdlstm_get_parameter_count(m, &params), "sdlstm_get_parameter_count")) goto done;
     fprintf(stderr,
             "nmt: encoder-decoder %d x %d%s%s, embed %d, %" PRId64 " parameters; policy %s p_nr %g p_rh %g; "
             "%d steps per epoch\n",
