@@ -225,7 +225,7 @@ extension LanguageModel {
 
 /// The k-th largest of `count` values (1 <= k <= count), reordering them: quickselect with
 /// three-way partitions, so that many equal values (a flat distribution) stay linear.
-func kthLargest(_ a: UnsafeMutablePointer<Float>, count: Int, k: Int) -> Float {
+public func kthLargest(_ a: UnsafeMutablePointer<Float>, count: Int, k: Int) -> Float {
     var (lo, hi, rank) = (0, count, k - 1)  // the value at descending position `rank` of a[lo ..< hi]
     while true {
         let pivot = a[lo + (hi - lo) / 2]
