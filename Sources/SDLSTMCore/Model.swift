@@ -6,7 +6,8 @@ public struct Batch {
     public var batchSize: Int
     public var seqLen: Int
     public var inputs: UnsafePointer<Int32>
-    public var targets: UnsafePointer<Int32>
+    /// Read by a loss (step, evaluate); decoding (tag, translate) reads none and takes nil.
+    public var targets: UnsafePointer<Int32>?
     public var lengths: UnsafePointer<Int32>? = nil
     public var targetLen = 0
     public var targetLengths: UnsafePointer<Int32>? = nil
@@ -14,7 +15,7 @@ public struct Batch {
     public var chars: UnsafePointer<Int32>? = nil
     public var wordLengths: UnsafePointer<Int32>? = nil
 
-    public init(batchSize: Int, seqLen: Int, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>) {
+    public init(batchSize: Int, seqLen: Int, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?) {
         self.batchSize = batchSize
         self.seqLen = seqLen
         self.inputs = inputs
