@@ -42,6 +42,9 @@ public final class LanguageModel: Model {
     public var embeddings: [Embedding] { [embedding] }
 
     /// Input: the first layer's input; between: layers 1…; recurrent: every layer.
+    public var lstmLayers: [LSTMLayer] { layers }
+    public var projections: [MaskedLinear] { [output.projection] }
+
     public func masks(at site: DropoutSite) -> [DropoutMask] {
         switch site {
         case .input: return [layers[0].inputDropout]
@@ -57,7 +60,7 @@ public final class LanguageModel: Model {
         var stats = try trainingLoss(batch)
         guard stats.loss.isFinite else { return stats }
         backward(batch)
-        stats.skippedMACsFraction = skippedMACsFraction(batch.seqLen)
+        stats.skippedMACsFraction = skippedMACsFraction
         return stats
     }
 
@@ -151,14 +154,5 @@ public final class LanguageModel: Model {
             dOut = layer.dx.ptr
         }
         embedding.backward(batch.inputs, dOut)
-    }
-
-    /// Multiply-adds of this step's GEMMs (forward, backward-data, weight-gradient) that the
-    /// structured masks make unnecessary, as a share of all of them.
-    private func skippedMACsFraction(_ t: Int) -> Double {
-        var count = MACCount()
-        for layer in layers { count.add(layer) }
-        output.projection.countMACs(into: &count)
-        return count.skippedFraction
     }
 }

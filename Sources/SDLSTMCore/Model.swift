@@ -43,6 +43,9 @@ public protocol Model: AnyObject {
     var rng: Random { get set }
     /// The masks a dropout site drives (empty: the model lacks the site).
     func masks(at site: DropoutSite) -> [DropoutMask]
+    /// Every LSTM layer, and every other masked linear map, of the model: the GEMMs of a step.
+    var lstmLayers: [LSTMLayer] { get }
+    var projections: [MaskedLinear] { get }
     /// Mean training loss (dropout on, masks drawn for this batch) and every gradient; changes
     /// neither the parameters nor any carried state.
     func lossAndGradients(_ batch: Batch) throws(SDLSTMError) -> StepStats
@@ -69,6 +72,15 @@ public struct StateTensor: Equatable, Sendable {
 
 extension Model {
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    /// The share of the last step's GEMM multiply-adds (forward, backward data, weight gradient)
+    /// that the kept-column path left out.
+    var skippedMACsFraction: Double {
+        var count = MACCount()
+        for lstm in lstmLayers { count.add(lstm) }
+        for p in projections { p.countMACs(into: &count) }
+        return count.skippedFraction
+    }
 
     public func carriedStateTensors() -> [StateTensor] { [] }
 

@@ -105,6 +105,10 @@ public final class Tagger: Model {
 
     public var embeddings: [Embedding] { [wordEmbedding] + (characters.map { [$0.embedding] } ?? []) }
 
+    /// The character LSTM has no dropout site, but its GEMMs count in the total.
+    public var lstmLayers: [LSTMLayer] { layers.flatMap(\.directions) + (characters?.lstm.directions ?? []) }
+    public var projections: [MaskedLinear] { [projection] }
+
     public func masks(at site: DropoutSite) -> [DropoutMask] {
         switch site {
         case .input: return layers[0].directions.map(\.inputDropout)
@@ -135,7 +139,7 @@ public final class Tagger: Model {
         var stats = try trainingLoss(batch)
         guard stats.loss.isFinite else { return stats }
         backward(batch)
-        stats.skippedMACsFraction = skippedMACsFraction()
+        stats.skippedMACsFraction = skippedMACsFraction
         return stats
     }
 
@@ -317,14 +321,5 @@ public final class Tagger: Model {
             for (n, r) in wordRows.enumerated() { (dCharacters.ptr + n * c).update(from: dOut + r * d + e, count: c) }
             characters.backward(dCharacters.ptr)
         }
-    }
-
-    /// Multiply-adds of this step's GEMMs that the structured masks make unnecessary, as a share of
-    /// all of them (character LSTM included; it has no dropout site).
-    private func skippedMACsFraction() -> Double {
-        var count = MACCount()
-        for lstm in layers.flatMap(\.directions) + (characters?.lstm.directions ?? []) { count.add(lstm) }
-        projection.countMACs(into: &count)
-        return count.skippedFraction
     }
 }

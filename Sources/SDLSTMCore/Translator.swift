@@ -83,6 +83,9 @@ public final class Translator: Model {
 
     public var embeddings: [Embedding] { [sourceEmbedding, targetEmbedding] }
 
+    public var lstmLayers: [LSTMLayer] { encoder.flatMap(\.directions) + decoder }
+    public var projections: [MaskedLinear] { [generator.projection] }
+
     public func masks(at site: DropoutSite) -> [DropoutMask] {
         switch site {
         case .input: return encoder[0].directions.map(\.inputDropout) + [decoder[0].inputDropout]
@@ -104,7 +107,7 @@ public final class Translator: Model {
         var stats = try trainingLoss(batch)
         guard stats.loss.isFinite else { return stats }
         backward()
-        stats.skippedMACsFraction = skippedMACsFraction()
+        stats.skippedMACsFraction = skippedMACsFraction
         return stats
     }
 
@@ -266,14 +269,5 @@ public final class Translator: Model {
             dOut = UnsafePointer(encoder[l].dx.ptr)
         }
         sourceIDs.withUnsafeBufferPointer { sourceEmbedding.backward($0.baseAddress!, dOut) }
-    }
-
-    /// Multiply-adds of this step's GEMMs that the structured masks make unnecessary, as a share of
-    /// all of them.
-    private func skippedMACsFraction() -> Double {
-        var count = MACCount()
-        for lstm in encoder.flatMap(\.directions) + decoder { count.add(lstm) }
-        generator.projection.countMACs(into: &count)
-        return count.skippedFraction
     }
 }
