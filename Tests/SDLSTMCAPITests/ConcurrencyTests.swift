@@ -86,4 +86,32 @@ final class ConcurrencyTests: XCTestCase {
         }
         print("concurrency: \(runs) runs of 2 models in 2 threads x 2 threads each, \(steps) steps: \(differing) of \(2 * runs) trainings differ from sequential runs")
     }
+
+    static let threadsHelperName = "SDLSTMCAPITests.ConcurrencyTests/testThreadsVariableHelper"
+
+    /// A bad SDLSTM_NUM_THREADS warns once per process, naming the variable, the value and the
+    /// count used, however many models are created; a good one says nothing.
+    func testBadThreadsVariableWarnsOnce() throws {
+        let exe = try selfExecutable()
+        for (value, warnings) in [("abc", 1), ("0", 1), ("-3", 1), ("1e9", 1), ("2", 0)] {
+            let child = try Child(exe, args: [Self.threadsHelperName], env: ["SDLSTM_NUM_THREADS=\(value)", "SDLSTM_THREADS_HELPER=1"],
+                                  stderr: true)
+            var lines: [String] = []
+            while let line = child.readLine(until: now() + 60) { lines.append(line) }
+            XCTAssertTrue(lines.contains("THREADS helper done"), "\(value): the helper did not finish: \(lines)")
+            let found = lines.filter { $0.contains("SDLSTM_NUM_THREADS") }
+            XCTAssertEqual(found.count, warnings, "\(value): \(found)")
+            if let w = found.first {
+                XCTAssertTrue(w.contains("SDLSTM_NUM_THREADS=\(value) ") && w.contains("using 1"), w)
+            }
+        }
+    }
+
+    /// The child of the test above: three models, each of which reads the default thread count.
+    func testThreadsVariableHelper() {
+        guard getenv("SDLSTM_THREADS_HELPER") != nil else { return }
+        for _ in 0..<3 { sdlstm_model_free(makeModel(smallConfig())) }
+        print("THREADS helper done")
+        fflush(stdout)
+    }
 }
