@@ -111,7 +111,7 @@ final class ConcurrencyTests: XCTestCase {
     func testThreadsVariableHelper() {
         guard getenv("SDLSTM_THREADS_HELPER") != nil else { return }
         for _ in 0..<3 { sdlstm_model_free(makeModel(smallConfig())) }
-        print("THREADS helper done")
-        fflush(stdout)
+        // write(2) at once: the parent reads this line through a pipe, which stdio would buffer.
+        _ = "THREADS helper done\n".withCString { write(1, $0, strlen($0)) }
     }
 }
