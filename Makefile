@@ -145,7 +145,7 @@ test-swift: deps deps-test
 # The C side: the exports match the header, and the library needs no Swift runtime.
 test-abi: lib examples
 	@hdr=$$(grep -oE '\bsdlstm_[a-z0-9_]+[[:space:]]*\(' include/sdlstm.h | tr -d ' (' | sort -u); \
-	exp=$$(nm -D --defined-only $(LIB) | awk '$$2=="T"{print $$3}' | sort -u); \
+	exp=$$(nm -D --defined-only $(LIB) | awk '$$2=="T"{sub(/@.*/, "", $$3); print $$3}' | sort -u); \
 	if [ "$$hdr" != "$$exp" ]; then echo "exports differ from include/sdlstm.h:"; \
 	  diff <(echo "$$hdr") <(echo "$$exp"); exit 1; fi; \
 	echo "abi: libsdlstm.so exports exactly the $$(echo "$$hdr" | wc -l) functions of include/sdlstm.h"
