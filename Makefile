@@ -181,7 +181,7 @@ test-checkpoints: $(LM)
 	else echo "checkpoints: python3-torch or python3-h5py missing: skipping the PyTorch perplexity check"; fi
 
 # 500 kill -9 at seeded random moments of a child's save loop: the checkpoint always loads and at
-# most one stale temporary remains (Tests/c/save_kill.c says what is checked). About 20 s.
+# most one stale temporary remains (Tests/c/save_kill.c says what is checked). 20-35 s on 2 busy cores.
 SAVE_KILL := build/bin/save_kill
 $(SAVE_KILL): Tests/c/save_kill.c include/sdlstm.h lib
 	@mkdir -p build/bin
