@@ -2,8 +2,8 @@
  * one stream, the model's default single thread: sdlstm_lm_score (64-token windows), sdlstm_evaluate
  * on the same tokens in batches of 1 x 64 (the training-side reference), sdlstm_lm_next one token
  * at a time, and sdlstm_lm_generate (temperature 1, every token).
- *   make lib && cc -std=c11 -O2 -Iinclude bench/lm_inference.c -Lbuild/lib -Wl,-rpath,$PWD/build/lib \
- *     -lsdlstm -lm -o build/lm_inference && build/lm_inference HIDDEN TOKENS   (e.g. 650 4000) */
+ *   make lib && cc -std=c11 -O2 -Iinclude tools/lm_inference_bench.c -Lbuild/lib -Wl,-rpath,$PWD/build/lib \
+ *     -lsdlstm -lm -o build/lm_inference_bench && build/lm_inference_bench HIDDEN TOKENS   (e.g. 650 4000) */
 #define _POSIX_C_SOURCE 199309L
 #include <sdlstm.h>
 #include <stdio.h>
