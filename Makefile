@@ -15,9 +15,10 @@ DEB_TEST_PACKAGES := hdf5-tools python3-torch python3-h5py
 LIB_SCRATCH := .build-lib
 LIB         := build/lib/libsdlstm.so
 LM          := build/bin/sdlstm-lm
+NER         := build/bin/sdlstm-ner
 NMT         := build/bin/sdlstm-nmt
 
-.PHONY: help deps lib examples test test-swift test-abi install demo bench clean deps-test test-checkpoints
+.PHONY: help deps lib examples test test-swift test-abi install demo bench clean deps-test test-checkpoints test-apply plot
 
 help:
 	@echo "make demo     train a small PTB model with structured and with standard dropout"
@@ -61,7 +62,7 @@ $(LM): examples/lm/lm.c examples/lm/lm_task.c examples/lm/lm_task.h $(EXAMPLE_CO
 	@mkdir -p build/bin
 	$(EXAMPLE_LINK)
 
-build/bin/sdlstm-ner: examples/ner/ner.c $(EXAMPLE_COMMON) lib
+$(NER): examples/ner/ner.c $(EXAMPLE_COMMON) lib
 	@mkdir -p build/bin
 	$(EXAMPLE_LINK)
 
@@ -69,7 +70,7 @@ $(NMT): examples/nmt/nmt.c $(EXAMPLE_COMMON) lib
 	@mkdir -p build/bin
 	$(EXAMPLE_LINK)
 
-examples: $(LM) build/bin/sdlstm-ner $(NMT)
+examples: $(LM) $(NER) $(NMT)
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
@@ -78,7 +79,7 @@ install: lib
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' pkgconfig/sdlstm.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sdlstm.pc
 
-test: deps deps-test test-swift test-abi test-checkpoints
+test: deps deps-test test-swift test-abi test-checkpoints test-apply
 
 # Release mode: the kernels are SIMD code that is far too slow unoptimised for the training tests.
 test-swift: deps deps-test
@@ -126,6 +127,75 @@ test-checkpoints: $(LM)
 	  awk -v a="$$torch" -v b="$$(ppl valid_ppl $$tmp/eval.json)" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; \
 	    printf "checkpoints: PyTorch from the checkpoint alone: valid ppl %.6g vs sdlstm %s (relative %.1e)\n", a, b, d; exit !(d < 1e-4) }'; \
 	else echo "checkpoints: python3-torch or python3-h5py missing: skipping the PyTorch perplexity check"; fi
+
+# The examples applied to a checkpoint alone (no --data), each trained for seconds on a slice of its
+# data. sdlstm-lm: scores a text it never saw, with invented words (counted as <unk>), to the
+# perplexity --load --epochs 0 evaluates on the same tokens (one stream: a checkpoint of --batch 1,
+# and a valid file of an empty line, the <eos> that score puts first, then the text); generates
+# from a prompt, the same text for the same seed. sdlstm-ner and sdlstm-nmt: --load evaluates to the
+# numbers of the run that saved the checkpoint; tagging a CoNLL file gives one more column per line,
+# tags of the tag set, and conlleval scores it as the evaluation did; a sentence-per-line file
+# becomes its tokens, one per line; translation gives one line per line, an empty line for an
+# empty one, and of the test sources exactly the evaluation's --out.
+test-apply: examples
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; set -e; \
+	num() { grep -o "\"$$1\":[^,}]*" $$2 | cut -d: -f2; }; \
+	same() { for k in $$3; do if [ "$$(num $$k $$1)" != "$$(num $$k $$2)" ]; then \
+	  echo "apply: $$k differs: $$(cat $$1 $$2)" >&2; exit 1; fi; done; }; \
+	mkdir $$tmp/lm $$tmp/eval; head -n 3000 data/ptb/ptb.train.txt > $$tmp/lm/ptb.train.txt; \
+	for s in valid test; do head -n 200 data/ptb/ptb.$$s.txt > $$tmp/lm/ptb.$$s.txt; done; \
+	$(LM) --data $$tmp/lm --hidden 24 --batch 1 --max-steps 40 --save $$tmp/lm.h5 > /dev/null 2>&1; \
+	{ sed -n 201,260p data/ptb/ptb.test.txt; echo "the zorblatt quibbled frumiously over glorped snarfs"; } > $$tmp/unseen.txt; \
+	$(LM) score --load $$tmp/lm.h5 $$tmp/unseen.txt > $$tmp/score.json 2> $$tmp/score.err; \
+	cp $$tmp/lm/ptb.train.txt $$tmp/eval/; { echo; cat $$tmp/unseen.txt; } > $$tmp/eval/ptb.valid.txt; \
+	cp $$tmp/eval/ptb.valid.txt $$tmp/eval/ptb.test.txt; \
+	$(LM) --data $$tmp/eval --load $$tmp/lm.h5 --epochs 0 > $$tmp/eval.json 2>/dev/null; \
+	oov=$$(num oov $$tmp/score.json); grep -q "$$oov words outside the vocabulary read as <unk>" $$tmp/score.err; \
+	awk -v a="$$(num ppl $$tmp/score.json)" -v b="$$(num valid_ppl $$tmp/eval.json)" -v oov="$$oov" 'BEGIN { d = (a - b) / b; \
+	  if (d < 0) d = -d; printf "apply: sdlstm-lm score of an unseen text (%d words read as <unk>): ppl %s, --load --epochs 0 %s (relative %.1e)\n", \
+	  oov, a, b, d; exit !(d < 1e-5 && oov >= 5) }'; \
+	$(LM) generate --load $$tmp/lm.h5 --prompt "the stock market" --tokens 30 --seed 7 > $$tmp/gen1.txt 2>/dev/null; \
+	$(LM) generate --load $$tmp/lm.h5 --prompt "the stock market" --tokens 30 --seed 7 > $$tmp/gen2.txt 2>/dev/null; \
+	cmp -s $$tmp/gen1.txt $$tmp/gen2.txt; head -c 17 $$tmp/gen1.txt | grep -qx "the stock market "; \
+	tr ' ' '\n' < $$tmp/lm/ptb.train.txt | sort -u > $$tmp/vocab.txt; \
+	tr ' ' '\n' < $$tmp/gen1.txt | grep -v '^$$' | sort -u | comm -23 - $$tmp/vocab.txt | grep -q . && \
+	  { echo "apply: generated words outside the vocabulary: $$(cat $$tmp/gen1.txt)" >&2; exit 1; }; \
+	echo "apply: sdlstm-lm generate, seed 7: $$(head -n 1 $$tmp/gen1.txt | cut -c1-70)..."; \
+	mkdir $$tmp/ner; head -n 20000 data/conll2003/train.txt > $$tmp/ner/train.txt; \
+	for s in dev test; do head -n 1000 data/conll2003/$$s.txt > $$tmp/ner/$$s.txt; done; \
+	$(NER) --data $$tmp/ner --hidden 50 --embed 32 --char-embed 8 --char-hidden 16 --epochs 4 --lr 4 \
+	  --save $$tmp/ner.h5 > $$tmp/ner-train.json 2>/dev/null; \
+	$(NER) --data $$tmp/ner --load $$tmp/ner.h5 > $$tmp/ner-eval.json 2>/dev/null; \
+	same $$tmp/ner-train.json $$tmp/ner-eval.json "dev_f1 test_f1 best_epoch"; \
+	$(NER) tag --load $$tmp/ner.h5 $$tmp/ner/test.txt > $$tmp/ner-tagged.txt 2>/dev/null; \
+	cut -d' ' -f4 $$tmp/ner/train.txt | grep . | sort -u > $$tmp/tags.txt; \
+	paste -d'|' $$tmp/ner/test.txt $$tmp/ner-tagged.txt | awk -F'|' -v tags="$$(tr '\n' ' ' < $$tmp/tags.txt)" \
+	  'BEGIN { split(tags, t, " "); for (i in t) ok[t[i]] = 1 } \
+	   { a = split($$1, x, " "); b = split($$2, y, " "); if (b != (a ? a + 1 : 0) || (b && !(y[b] in ok))) bad++ } \
+	   END { if (NR == 0 || bad) { print "apply: sdlstm-ner tag: " bad " malformed lines" > "/dev/stderr"; exit 1 } }'; \
+	[ "$$(wc -l < $$tmp/ner-tagged.txt)" = "$$(wc -l < $$tmp/ner/test.txt)" ]; \
+	f1=$$(/usr/bin/python3 tools/conlleval.py --json $$tmp/ner-tagged.txt | grep -o '"f1": [^,}]*' | cut -d' ' -f2); \
+	awk -v a="$$f1" -v b="$$(num test_f1 $$tmp/ner-eval.json)" 'BEGIN { d = a - b; if (d < 0) d = -d; \
+	  printf "apply: sdlstm-ner --load: dev F1 and test F1 as saved; tag of test.txt: conlleval F1 %.4f, --load %.4f\n", a, b; exit !(d < 1e-3) }'; \
+	awk 'NF && $$1 != "-DOCSTART-" { printf "%s%s", sep, $$1; sep = " " } !NF && sep { print ""; sep = "" } END { if (sep) print "" }' \
+	  $$tmp/ner/test.txt > $$tmp/ner-lines.txt; \
+	$(NER) tag --load $$tmp/ner.h5 --format lines $$tmp/ner-lines.txt > $$tmp/ner-lines.out 2>/dev/null; \
+	[ "$$(grep -c '^$$' $$tmp/ner-lines.out)" = "$$(wc -l < $$tmp/ner-lines.txt)" ]; \
+	diff <(tr ' ' '\n' < $$tmp/ner-lines.txt) <(grep . $$tmp/ner-lines.out | cut -d' ' -f1) > /dev/null; \
+	diff <(awk 'NF && $$1 != "-DOCSTART-" { print $$NF }' $$tmp/ner-tagged.txt) <(grep . $$tmp/ner-lines.out | cut -d' ' -f2) > /dev/null; \
+	echo "apply: sdlstm-ner tag --format lines: $$(wc -l < $$tmp/ner-lines.txt) sentences, the tags of the CoNLL input"; \
+	mkdir $$tmp/nmt; for l in de en; do head -n 3000 data/multi30k/train.$$l > $$tmp/nmt/train.$$l; \
+	  head -n 100 data/multi30k/val.$$l > $$tmp/nmt/val.$$l; head -n 100 data/multi30k/test_2016_flickr.$$l > $$tmp/nmt/test_2016_flickr.$$l; done; \
+	$(NMT) --data $$tmp/nmt --hidden 32 --embed 32 --layers 1 --epochs 3 --max-steps 40 --batch 32 --beam 2 \
+	  --save $$tmp/nmt.h5 > $$tmp/nmt-train.json 2>/dev/null; \
+	$(NMT) --data $$tmp/nmt --load $$tmp/nmt.h5 --beam 2 --out $$tmp/nmt-test.hyp > $$tmp/nmt-eval.json 2>/dev/null; \
+	same $$tmp/nmt-train.json $$tmp/nmt-eval.json "val_bleu test_bleu val_ppl best_epoch"; \
+	$(NMT) translate --load $$tmp/nmt.h5 --beam 2 --batch 32 $$tmp/nmt/test_2016_flickr.de > $$tmp/nmt-translated.txt 2>/dev/null; \
+	cmp -s $$tmp/nmt-test.hyp $$tmp/nmt-translated.txt; \
+	printf 'Ein Mann fährt Fahrrad.\n\nZwei Quarxbolde spielen im Schnee.\n\nEine Frau' > $$tmp/user.de; \
+	$(NMT) translate --load $$tmp/nmt.h5 --beam 2 $$tmp/user.de > $$tmp/user.en 2>/dev/null; \
+	[ "$$(wc -l < $$tmp/user.en)" = 5 ] && [ -z "$$(sed -n 2p $$tmp/user.en)$$(sed -n 4p $$tmp/user.en)" ] && [ -n "$$(sed -n 1p $$tmp/user.en)" ]; \
+	echo "apply: sdlstm-nmt --load: val BLEU $$(num val_bleu $$tmp/nmt-eval.json), test BLEU and val ppl as saved; translate: the evaluation's test lines, one line per line"
 
 # When OpenBLAS runs a pre-AVX2 core on an AVX2/AVX-512 CPU and OPENBLAS_CORETYPE is unset, the
 # remedy for the rest of this recipe line only (tools/blas-coretype.sh says so); tests never set it.

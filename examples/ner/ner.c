@@ -900,7 +900,7 @@ static const char tag_synopsis[] =
     "columns to stdout (--output, else):\n"
     "  --format conll  INPUT has a token per line (its first column; other columns, such as gold\n"
     "                  tags, are kept), blank or -DOCSTART- lines between sentences. Each token line\n"
-    "                  comes out with the predicted tag appended, every other line as it was: with\n"
+    "                  comes out with the predicted tag appended (a -DOCSTART- line with O): with\n"
     "                  gold tags in the last column, the output is conlleval's input.\n"
     "  --format lines  INPUT has a sentence per line, tokens separated by whitespace. Each token\n"
     "                  comes out as \"token TAG\", each sentence followed by a blank line.\n"
@@ -972,8 +972,10 @@ static int tag_main(int argc, char **argv, int first) {
         if (format == FORMAT_CONLL) {
             size_t k = strlen(raw[i]);
             while (k > 0 && (raw[i][k - 1] == ' ' || raw[i][k - 1] == '\t')) k--;
-            if (line_tokens[i] == 1) fprintf(out, "%.*s %s\n", (int)k, raw[i], d.tags.words[pred[token++]]);
-            else fprintf(out, "%.*s\n", (int)k, raw[i]);
+            /* A -DOCSTART- line gets the O that CoNLL-2003 gives it, so every line with columns has one more. */
+            const char *tag = line_tokens[i] == 1 ? d.tags.words[pred[token++]] : k > 0 ? "O" : NULL;
+            if (tag) fprintf(out, "%.*s %s\n", (int)k, raw[i], tag);
+            else fputc('\n', out);
         } else {
             for (int32_t j = 0; j < line_tokens[i]; j++, token++)
                 fprintf(out, "%s %s\n", s.words[token], d.tags.words[pred[token]]);
