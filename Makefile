@@ -7,10 +7,11 @@ CC       ?= cc
 CFLAGS   ?= -std=c11 -O2 -Wall -Wextra -pedantic
 THREADS  ?= $(shell nproc 2>/dev/null || echo 1)
 
-# The system packages the library needs (Debian names), and those only the tests need: h5dump and
-# the PyTorch cross-check of checkpoints (tools/checkpoint_to_torch.py).
+# The system packages the library needs (Debian names), and those only the tests need: h5dump,
+# the PyTorch cross-check of checkpoints (tools/checkpoint_to_torch.py) and tools/plot.py's matplotlib.
 DEB_PACKAGES      := libopenblas-dev libhdf5-dev pkg-config
-DEB_TEST_PACKAGES := hdf5-tools python3-torch python3-h5py
+DEB_PLOT_PACKAGES := python3-matplotlib
+DEB_TEST_PACKAGES := hdf5-tools python3-torch python3-h5py $(DEB_PLOT_PACKAGES)
 
 LIB_SCRATCH := .build-lib
 LIB         := build/lib/libsdlstm.so
@@ -18,7 +19,7 @@ LM          := build/bin/sdlstm-lm
 NER         := build/bin/sdlstm-ner
 NMT         := build/bin/sdlstm-nmt
 
-.PHONY: help deps lib examples test test-swift test-abi install demo bench clean deps-test test-checkpoints test-apply plot
+.PHONY: help deps lib examples test test-swift test-abi install demo bench clean deps-test test-checkpoints test-apply test-plot plot
 
 help:
 	@echo "make demo     train a small PTB model with structured and with standard dropout"
@@ -27,6 +28,7 @@ help:
 	@echo "make examples build/bin/sdlstm-lm, sdlstm-ner, sdlstm-nmt (PTB LM, CoNLL-2003 NER, Multi30k de-en translation)"
 	@echo "make install  PREFIX=/dir: lib/libsdlstm.so, include/sdlstm.h, lib/pkgconfig/sdlstm.pc"
 	@echo "make bench    kernel and training-step benchmarks (JSON lines), PyTorch beside them if installed"
+	@echo "make plot     docs/*.png from the JSON lines in docs/data (tools/plot.py, python3-matplotlib)"
 
 # Installs only what is missing of the packages in $(1); needs root (or sudo) only when something is.
 define install_missing
@@ -79,7 +81,7 @@ install: lib
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' pkgconfig/sdlstm.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sdlstm.pc
 
-test: deps deps-test test-swift test-abi test-checkpoints test-apply
+test: deps deps-test test-swift test-abi test-checkpoints test-apply test-plot
 
 # Release mode: the kernels are SIMD code that is far too slow unoptimised for the training tests.
 test-swift: deps deps-test
@@ -196,6 +198,25 @@ test-apply: examples
 	$(NMT) translate --load $$tmp/nmt.h5 --beam 2 $$tmp/user.de > $$tmp/user.en 2>/dev/null; \
 	[ "$$(wc -l < $$tmp/user.en)" = 5 ] && [ -z "$$(sed -n 2p $$tmp/user.en)$$(sed -n 4p $$tmp/user.en)" ] && [ -n "$$(sed -n 1p $$tmp/user.en)" ]; \
 	echo "apply: sdlstm-nmt --load: val BLEU $$(num val_bleu $$tmp/nmt-eval.json), test BLEU and val ppl as saved; translate: the evaluation's test lines, one line per line"
+
+# The README's pictures, from the JSON lines they were measured as (docs/data: the examples'
+# --epoch-json of the runs the README names, and the make bench run of bench/compare.md).
+plot:
+	$(call install_missing,$(DEB_PLOT_PACKAGES))
+	for t in lm ner nmt; do /usr/bin/python3 tools/plot.py curves docs/curves-$$t.png docs/data/$$t-structured.jsonl docs/data/$$t-standard.jsonl || exit 1; done
+	/usr/bin/python3 tools/plot.py kernels docs/kernels.png docs/data/bench.jsonl
+	/usr/bin/python3 tools/plot.py steps docs/steps.png docs/data/bench.jsonl
+
+# tools/plot.py draws every picture from the committed data, and refuses input it cannot plot.
+test-plot: deps-test
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; set -e; \
+	for t in lm ner nmt; do /usr/bin/python3 tools/plot.py curves $$tmp/$$t.png docs/data/$$t-structured.jsonl docs/data/$$t-standard.jsonl; done; \
+	/usr/bin/python3 tools/plot.py kernels $$tmp/kernels.png docs/data/bench.jsonl; \
+	/usr/bin/python3 tools/plot.py steps $$tmp/steps.png docs/data/bench.jsonl; \
+	for f in $$tmp/*.png; do head -c 8 $$f | od -An -c | grep -q 'P   N   G' || { echo "plot: $$f is not a PNG" >&2; exit 1; }; done; \
+	if /usr/bin/python3 tools/plot.py steps $$tmp/bad.png docs/data/lm-structured.jsonl 2>/dev/null; then \
+	  echo "plot: plot.py drew bench speeds from epoch lines" >&2; exit 1; fi; \
+	echo "plot: tools/plot.py drew $$(ls $$tmp/*.png | wc -l) PNGs from docs/data"
 
 # When OpenBLAS runs a pre-AVX2 core on an AVX2/AVX-512 CPU and OPENBLAS_CORETYPE is unset, the
 # remedy for the rest of this recipe line only (tools/blas-coretype.sh says so); tests never set it.
