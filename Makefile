@@ -134,11 +134,12 @@ test-checkpoints: $(LM)
 # data. sdlstm-lm: scores a text it never saw, with invented words (counted as <unk>), to the
 # perplexity --load --epochs 0 evaluates on the same tokens (one stream: a checkpoint of --batch 1,
 # and a valid file of an empty line, the <eos> that score puts first, then the text); generates
-# from a prompt, the same text for the same seed. sdlstm-ner and sdlstm-nmt: --load evaluates to the
-# numbers of the run that saved the checkpoint; tagging a CoNLL file gives one more column per line,
-# tags of the tag set, and conlleval scores it as the evaluation did; a sentence-per-line file
-# becomes its tokens, one per line; translation gives one line per line, an empty line for an
-# empty one, and of the test sources exactly the evaluation's --out.
+# from a prompt, the same text for the same seed; --threads defaults to the CPUs of the process's
+# affinity (nproc counts the same; 1 under taskset -c 0). sdlstm-ner and sdlstm-nmt: --load
+# evaluates to the numbers of the run that saved the checkpoint; tagging a CoNLL file gives one more
+# column per line, tags of the tag set, and conlleval scores it as the evaluation did; a
+# sentence-per-line file becomes its tokens, one per line, with the same tags; translation gives one
+# line per line, an empty line for an empty one, and of the test sources exactly the evaluation's --out.
 test-apply: examples
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; set -e; \
 	num() { grep -o "\"$$1\":[^,}]*" $$2 | cut -d: -f2; }; \
@@ -163,6 +164,9 @@ test-apply: examples
 	tr ' ' '\n' < $$tmp/gen1.txt | grep -v '^$$' | sort -u | comm -23 - $$tmp/vocab.txt | grep -q . && \
 	  { echo "apply: generated words outside the vocabulary: $$(cat $$tmp/gen1.txt)" >&2; exit 1; }; \
 	echo "apply: sdlstm-lm generate, seed 7: $$(head -n 1 $$tmp/gen1.txt | cut -c1-70)..."; \
+	[ "$$(num threads $$tmp/score.json)" = "$$(nproc)" ]; \
+	taskset -c 0 $(LM) score --load $$tmp/lm.h5 $$tmp/unseen.txt 2>/dev/null | grep -q '"threads":1,'; \
+	echo "apply: the examples' default --threads: the $$(nproc) cores available, 1 under taskset -c 0"; \
 	mkdir $$tmp/ner; head -n 20000 data/conll2003/train.txt > $$tmp/ner/train.txt; \
 	for s in dev test; do head -n 1000 data/conll2003/$$s.txt > $$tmp/ner/$$s.txt; done; \
 	$(NER) --data $$tmp/ner --hidden 50 --embed 32 --char-embed 8 --char-hidden 16 --epochs 4 --lr 4 \

@@ -6,8 +6,8 @@
     tools/plot.py steps OUT.png BENCH.jsonl     # training-step words/s and speedup against p
 
 curves reads the files of the examples' --epoch-json (one JSON line per epoch) and plots the
-validation perplexity (sdlstm-lm), dev F1 (sdlstm-ner) or validation BLEU (sdlstm-nmt), each run
-labelled by its dropout policy. kernels and steps read `make bench`'s JSON lines (build/bench.jsonl):
+validation perplexity (sdlstm-lm), dev F1 (sdlstm-ner) or validation perplexity and BLEU
+(sdlstm-nmt), each run labelled by its dropout policy. kernels and steps read `make bench`'s JSON lines (build/bench.jsonl):
 the kernel rows (speedup of a structured kernel over dense OpenBLAS at keep = 1 - p), and the model
 rows of the standard and structured policies with dropout on the non-recurrent sites (the --sweep
 over p, with the fixed-p rows at the same p replaced by the sweep's).
@@ -21,9 +21,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on a build machine
 import matplotlib.pyplot as plt  # noqa: E402
 
-METRICS = {"lm": ("valid_ppl", "validation perplexity (lower is better)"),
-           "ner": ("dev_f1", "dev F1 (%)"),
-           "nmt": ("val_bleu", "validation BLEU")}
+METRICS = {"lm": [("valid_ppl", "validation perplexity (lower is better)")],
+           "ner": [("dev_f1", "dev F1 (%)")],
+           "nmt": [("val_ppl", "validation perplexity (lower is better)"), ("val_bleu", "validation BLEU")]}
 TITLES = {"lm": "PTB language model", "ner": "CoNLL-2003 NER", "nmt": "Multi30k de-en translation"}
 
 
@@ -38,20 +38,21 @@ def curves(out, paths):
     if len(tasks) != 1 or not tasks <= METRICS.keys():
         sys.exit(f"plot.py: curves needs per-epoch lines of one example task, found {sorted(tasks)}")
     task = tasks.pop()
-    key, label = METRICS[task]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for path, run in zip(paths, runs):
-        if not run:
-            sys.exit(f"plot.py: {path} has no JSON lines")
-        r = run[0]
-        ax.plot([e["epoch"] for e in run], [e[key] for e in run], marker="o",
-                label=f"{r['policy']} (p {r['p_nr']:g})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(label)
-    ax.set_title(TITLES[task])
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    metrics = METRICS[task]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    for ax, (key, label) in zip(axes[0], metrics):
+        for path, run in zip(paths, runs):
+            if not run:
+                sys.exit(f"plot.py: {path} has no JSON lines")
+            r = run[0]
+            ax.plot([e["epoch"] for e in run], [e[key] for e in run], marker="o",
+                    label=f"{r['policy']} (p {r['p_nr']:g})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(TITLES[task])
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
