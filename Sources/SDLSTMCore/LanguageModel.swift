@@ -142,10 +142,10 @@ public final class LanguageModel: Model {
     }
 
     private func backward(_ batch: Batch) {
-        output.backward(targets: batch.targets, dropout: true)
+        output.backward(targets: batch.targets)
         var dOut = output.dInput.ptr
         for layer in layers.reversed() {
-            layer.backward(dOut, needInputGradient: true, dropout: true)
+            layer.backward(dOut, needInputGradient: true)
             dOut = layer.dx.ptr
         }
         embedding.backward(batch.inputs, dOut)
@@ -155,30 +155,10 @@ public final class LanguageModel: Model {
     /// structured masks make unnecessary, as a share of all of them.
     private func skippedMACsFraction(_ t: Int) -> Double {
         var count = MACCount()
-        for layer in layers {
-            count.add(layer.inputDropout, outputs: 4 * layer.hiddenSize, steps: t, backwardData: 0..<t)
-            count.add(layer.recurrentDropout, outputs: 4 * layer.hiddenSize, steps: t, backwardData: 1..<t)
-        }
-        count.add(output.dropout, outputs: output.vocabSize, steps: t, backwardData: 0..<t)
+        for layer in layers { count.add(layer) }
+        output.projection.countMACs(into: &count)
         return count.skippedFraction
     }
-}
-
-/// Tallies the GEMM multiply-adds of a step and those its structured masks make unnecessary.
-public struct MACCount {
-    public private(set) var total = 0, skipped = 0
-
-    public init() {}
-
-    /// A GEMM with `outputs` columns consuming the masked operand: forward and weight-gradient over
-    /// all steps, backward-data over `backwardData`.
-    public mutating func add(_ mask: DropoutMask, outputs n: Int, steps t: Int, backwardData: Range<Int>) {
-        let b = mask.batch, d = mask.width
-        total += b * d * n * (2 * t + backwardData.count)
-        skipped += mask.skippableMACs(outputs: n, steps: 0..<t) * 2 + mask.skippableMACs(outputs: n, steps: backwardData)
-    }
-
-    public var skippedFraction: Double { total == 0 ? 0 : Double(skipped) / Double(total) }
 }
 
 /// Batch sizes positive and small enough that every buffer's element count fits in Int32.

@@ -253,7 +253,7 @@ public final class Translator: Model {
     /// attention and the initial states into the encoder and both embeddings.
     private func backward() {
         let (b, h, e, w) = (batch, config.hiddenSize, config.embedSize, firstInputWidth)
-        gold.withUnsafeBufferPointer { generator.backward(targets: $0.baseAddress!, dropout: true) }
+        gold.withUnsafeBufferPointer { generator.backward(targets: $0.baseAddress!) }
         let dOutput = generator.dInput.ptr  // ∂h̃, T_t × B × H; the fed-back share is added below
         let memory = UnsafePointer(encoder[encoder.count - 1].output.ptr)
         attention.beginBackward()
@@ -293,12 +293,8 @@ public final class Translator: Model {
     /// all of them.
     private func skippedMACsFraction() -> Double {
         var count = MACCount()
-        let lstms = encoder.flatMap(\.directions).map { ($0, sourceSteps, 1) } + decoder.map { ($0, targetSteps, 0) }
-        for (lstm, t, firstRecurrent) in lstms {
-            count.add(lstm.inputDropout, outputs: 4 * lstm.hiddenSize, steps: t, backwardData: 0..<t)
-            count.add(lstm.recurrentDropout, outputs: 4 * lstm.hiddenSize, steps: t, backwardData: firstRecurrent..<t)
-        }
-        count.add(generator.dropout, outputs: generator.vocabSize, steps: targetSteps, backwardData: 0..<targetSteps)
+        for lstm in encoder.flatMap(\.directions) + decoder { count.add(lstm) }
+        generator.projection.countMACs(into: &count)
         return count.skippedFraction
     }
 }
