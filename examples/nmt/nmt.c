@@ -413,48 +413,36 @@ static void side_free(side *s) {
 static bool load_side(const char *path, bool lower, side *s, int32_t *lines) {
     *s = (side){0};
     size_t size = 0;
-    s->text = read_file(NULL, path, &size);
-    if (!s->text) return false;
-    /* A final line without a line break still counts; the break after the last line adds none. */
-    int64_t n = 0;
-    for (size_t i = 0; i < size; i++) n += s->text[i] == '\n';
-    if (size > 0 && s->text[size - 1] != '\n') n++;
-    if (n == 0 || n > INT32_MAX) {
-        fprintf(stderr, "nmt: %s has %s lines\n", path, n == 0 ? "no" : "too many");
+    int32_t n = 0;
+    if (!(s->text = read_file(NULL, path, &size)) || !split_lines(s->text, size, &s->lines, &n)) return false;
+    if (n == 0) {
+        fprintf(stderr, "nmt: %s has no lines\n", path);
         return false;
     }
-    s->lines = malloc((size_t)n * sizeof *s->lines);
     s->first = malloc((size_t)n * sizeof *s->first);
     s->len = malloc((size_t)n * sizeof *s->len);
     s->arena = malloc(2 * size + 1);
-    if (!s->lines || !s->first || !s->len || !s->arena) goto oom;
+    if (!s->first || !s->len || !s->arena) goto oom;
     token_sink sink = {.at = s->arena};
-    char *p = s->text;
-    for (int64_t i = 0; i < n; i++) {
-        char *end = strchr(p, '\n');
-        if (end) *end = '\0';
-        size_t k = strlen(p);
-        if (k > 0 && p[k - 1] == '\r') p[k - 1] = '\0';
-        s->lines[i] = p;
+    for (int32_t i = 0; i < n; i++) {
         s->first[i] = sink.count;
-        int64_t count = tokenize_line(p, lower, &sink);
+        int64_t count = tokenize_line(s->lines[i], lower, &sink);
         if (count < 0) {
             free(sink.tokens);
             goto oom;
         }
         if (count > INT32_MAX / 4) {
             free(sink.tokens);
-            fprintf(stderr, "nmt: %s: line %" PRId64 " has too many tokens\n", path, i + 1);
+            fprintf(stderr, "nmt: %s: line %d has too many tokens\n", path, i + 1);
             return false;
         }
         s->len[i] = (int32_t)count;
         if (count > s->max_len) s->max_len = (int32_t)count;
-        p = end ? end + 1 : p + k;
     }
     s->tokens = sink.tokens;
     s->ids = malloc((size_t)(sink.count > 0 ? sink.count : 1) * sizeof *s->ids);
     if (!s->ids) goto oom;
-    *lines = (int32_t)n;
+    *lines = n;
     return true;
 oom:
     fprintf(stderr, "nmt: out of memory reading %s\n", path);
