@@ -196,7 +196,8 @@ test-checkpoints: $(LM)
 # evaluates to the numbers of the run that saved the checkpoint; tagging a CoNLL file gives one more
 # column per line, tags of the tag set, and conlleval scores it as the evaluation did; a
 # sentence-per-line file becomes its tokens, one per line, with the same tags; translation gives one
-# line per line, an empty line for an empty one, and of the test sources exactly the evaluation's --out.
+# line per line, an empty line for an empty one, and of the test sources exactly the evaluation's --out
+# (in batches of another size: a fixed --max-decode, as the default limit follows each batch's longest source).
 test-apply: examples
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; set -e; \
 	num() { grep -o "\"$$1\":[^,}]*" $$2 | cut -d: -f2; }; \
@@ -249,11 +250,11 @@ test-apply: examples
 	echo "apply: sdlstm-ner tag --format lines: $$(wc -l < $$tmp/ner-lines.txt) sentences, the tags of the CoNLL input"; \
 	mkdir $$tmp/nmt; for l in de en; do head -n 3000 data/multi30k/train.$$l > $$tmp/nmt/train.$$l; \
 	  head -n 100 data/multi30k/val.$$l > $$tmp/nmt/val.$$l; head -n 100 data/multi30k/test_2016_flickr.$$l > $$tmp/nmt/test_2016_flickr.$$l; done; \
-	$(NMT) --data $$tmp/nmt --hidden 32 --embed 32 --layers 1 --epochs 3 --max-steps 40 --batch 32 --beam 2 \
+	$(NMT) --data $$tmp/nmt --hidden 32 --embed 32 --layers 1 --epochs 3 --max-steps 40 --batch 32 --beam 2 --max-decode 30 \
 	  --save $$tmp/nmt.h5 > $$tmp/nmt-train.json 2>/dev/null; \
-	$(NMT) --data $$tmp/nmt --load $$tmp/nmt.h5 --beam 2 --out $$tmp/nmt-test.hyp > $$tmp/nmt-eval.json 2>/dev/null; \
+	$(NMT) --data $$tmp/nmt --load $$tmp/nmt.h5 --beam 2 --max-decode 30 --out $$tmp/nmt-test.hyp > $$tmp/nmt-eval.json 2>/dev/null; \
 	same $$tmp/nmt-train.json $$tmp/nmt-eval.json "val_bleu test_bleu val_ppl best_epoch"; \
-	$(NMT) translate --load $$tmp/nmt.h5 --beam 2 --batch 32 $$tmp/nmt/test_2016_flickr.de > $$tmp/nmt-translated.txt 2>/dev/null; \
+	$(NMT) translate --load $$tmp/nmt.h5 --beam 2 --max-decode 30 $$tmp/nmt/test_2016_flickr.de > $$tmp/nmt-translated.txt 2>/dev/null; \
 	cmp -s $$tmp/nmt-test.hyp $$tmp/nmt-translated.txt; \
 	printf 'Ein Mann fährt Fahrrad.\n\nZwei Quarxbolde spielen im Schnee.\n\nEine Frau' > $$tmp/user.de; \
 	$(NMT) translate --load $$tmp/nmt.h5 --beam 2 $$tmp/user.de > $$tmp/user.en 2>/dev/null; \
