@@ -72,19 +72,24 @@ lib:
 	ln -s $(notdir $(LIB_REAL)) build/lib/$(SONAME)
 	ln -s $(SONAME) $(LIB)
 
-# Each example is its own .c files and examples/common/example.c, the helpers they share.
-EXAMPLE_COMMON := examples/common/example.c examples/common/example.h include/sdlstm.h
+# Each example is its own .c files and examples/common/example.c, the helpers they share; other builds
+# of them (sanitizers, variants) compile the same lists.
+EXAMPLE_COMMON := examples/common/example.c
+LM_SOURCES     := examples/lm/lm.c examples/lm/lm_task.c $(EXAMPLE_COMMON)
+NER_SOURCES    := examples/ner/ner.c $(EXAMPLE_COMMON)
+NMT_SOURCES    := examples/nmt/nmt.c $(EXAMPLE_COMMON)
+EXAMPLE_HEADERS := examples/common/example.h examples/lm/lm_task.h include/sdlstm.h
 EXAMPLE_LINK    = $(CC) $(CFLAGS) -Iinclude $(filter %.c,$^) -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
 
-$(LM): examples/lm/lm.c examples/lm/lm_task.c examples/lm/lm_task.h $(EXAMPLE_COMMON) lib
+$(LM): $(LM_SOURCES) $(EXAMPLE_HEADERS) lib
 	@mkdir -p build/bin
 	$(EXAMPLE_LINK)
 
-$(NER): examples/ner/ner.c $(EXAMPLE_COMMON) lib
+$(NER): $(NER_SOURCES) $(EXAMPLE_HEADERS) lib
 	@mkdir -p build/bin
 	$(EXAMPLE_LINK)
 
-$(NMT): examples/nmt/nmt.c $(EXAMPLE_COMMON) lib
+$(NMT): $(NMT_SOURCES) $(EXAMPLE_HEADERS) lib
 	@mkdir -p build/bin
 	$(EXAMPLE_LINK)
 
