@@ -43,6 +43,7 @@ public final class Tagger: Model {
     private var steps = 0, batch = 0
     private var lengths: [Int] = []
     private var realWords = 0
+    private var tags: UnsafePointer<Int32> = emptyIDs  // the batch's gold tags, B × T (validated)
     private var wordIDs: [Int32] = []       // B × T, 0 at padded positions
     private var wordRows: [Int] = []        // row t * B + b of each real word, time-major order
     private var wordPositions: [Int] = []   // index b * T + t of each real word in the batch arrays
@@ -104,6 +105,10 @@ public final class Tagger: Model {
 
     public var embeddings: [Embedding] { [wordEmbedding] + (characters.map { [$0.embedding] } ?? []) }
 
+    /// The character LSTM has no dropout site, but its GEMMs count in the total.
+    public var lstmLayers: [LSTMLayer] { layers.flatMap(\.directions) + (characters?.lstm.directions ?? []) }
+    public var projections: [MaskedLinear] { [projection] }
+
     public func masks(at site: DropoutSite) -> [DropoutMask] {
         switch site {
         case .input: return layers[0].directions.map(\.inputDropout)
@@ -134,7 +139,7 @@ public final class Tagger: Model {
         var stats = try trainingLoss(batch)
         guard stats.loss.isFinite else { return stats }
         backward(batch)
-        stats.skippedMACsFraction = skippedMACsFraction()
+        stats.skippedMACsFraction = skippedMACsFraction
         return stats
     }
 
@@ -187,25 +192,14 @@ public final class Tagger: Model {
     /// Validates the batch (real positions only) and sizes every workspace for it.
     private func prepare(_ batch: Batch, needTargets: Bool) throws(SDLSTMError) {
         let (t, b) = (batch.seqLen, batch.batchSize)
-        try checkBatchShape(batch, widest: max(inputWidth, 2 * config.hiddenSize, config.numTags))
-        var lengths = [Int](repeating: t, count: b)
-        if let l = batch.lengths {
-            for i in 0..<b {
-                guard l[i] >= 1 && Int(l[i]) <= t else { throw .invalid("lengths[\(i)] = \(l[i]) is outside [1, \(t)]") }
-                lengths[i] = Int(l[i])
-            }
-        }
-        func checkReal(_ ids: UnsafePointer<Int32>, below bound: Int, _ name: String) throws(SDLSTMError) {
-            for i in 0..<b {
-                for j in 0..<lengths[i] where ids[i * t + j] < 0 || Int(ids[i * t + j]) >= bound {
-                    throw .invalid("\(name)[\(i * t + j)] = \(ids[i * t + j]) is outside [0, \(bound))")
-                }
-            }
-        }
-        try checkReal(batch.inputs, below: config.vocabSize, "inputs")
+        try batch.checkShape(widest: max(inputWidth, 2 * config.hiddenSize, config.numTags))
+        let lengths = try batch.rowLengths(batch.lengths, max: t, "lengths")
+        try checkIDs(batch.inputs, rows: b, stride: t, lengths: lengths, below: config.vocabSize, "inputs")
         if needTargets {
-            try checkReal(batch.targets, below: config.numTags, "targets")
-            try crf?.checkAllowed(batch.targets, lengths: lengths, steps: t, names: tagNames)
+            let tags = try batch.requiredTargets()
+            try checkIDs(tags, rows: b, stride: t, lengths: lengths, below: config.numTags, "targets")
+            try crf?.checkAllowed(tags, lengths: lengths, steps: t, names: tagNames)
+            self.tags = tags
         }
         let words = lengths.reduce(0, +)
         if let characters {
@@ -285,14 +279,14 @@ public final class Tagger: Model {
     /// leave each word's softmax in dScores for `backward`; padded rows are zero there).
     private func loss(_ batch: Batch) -> Double {
         let scores = UnsafePointer(self.scores.ptr)
-        if let crf { return crf.forward(scores, tags: batch.targets, lengths: lengths, steps: steps) }
+        if let crf { return crf.forward(scores, tags: tags, lengths: lengths, steps: steps) }
         let k = config.numTags
         dScores.ptr.update(repeating: 0, count: steps * self.batch * k)
         var total = 0.0
         for r in 0..<wordRows.count {
             let z = dScores.ptr + wordRows[r] * k
             z.update(from: scores + wordRows[r] * k, count: k)
-            total += wordLoss.lossAndProbabilities(z, target: Int(batch.targets[wordPositions[r]]))
+            total += wordLoss.lossAndProbabilities(z, target: Int(tags[wordPositions[r]]))
         }
         return total
     }
@@ -301,12 +295,12 @@ public final class Tagger: Model {
     private func backward(_ batch: Batch) {
         let k = config.numTags, scale = 1 / Double(realWords)
         if let crf {
-            crf.backward(UnsafePointer(scores.ptr), tags: batch.targets, lengths: lengths, steps: steps, scale: scale,
+            crf.backward(UnsafePointer(scores.ptr), tags: tags, lengths: lengths, steps: steps, scale: scale,
                          dEmissions: dScores.ptr)
         } else {
             // ∂/∂s = (softmax(s) − onehot(y)) / N at real positions (loss left the softmax), 0 at padded ones.
             for r in 0..<wordRows.count {
-                wordLoss.gradient(dScores.ptr + wordRows[r] * k, target: Int(batch.targets[wordPositions[r]]), scale: Float(scale))
+                wordLoss.gradient(dScores.ptr + wordRows[r] * k, target: Int(tags[wordPositions[r]]), scale: Float(scale))
             }
         }
         let rows = steps * self.batch
@@ -327,14 +321,5 @@ public final class Tagger: Model {
             for (n, r) in wordRows.enumerated() { (dCharacters.ptr + n * c).update(from: dOut + r * d + e, count: c) }
             characters.backward(dCharacters.ptr)
         }
-    }
-
-    /// Multiply-adds of this step's GEMMs that the structured masks make unnecessary, as a share of
-    /// all of them (character LSTM included; it has no dropout site).
-    private func skippedMACsFraction() -> Double {
-        var count = MACCount()
-        for lstm in layers.flatMap(\.directions) + (characters?.lstm.directions ?? []) { count.add(lstm) }
-        projection.countMACs(into: &count)
-        return count.skippedFraction
     }
 }
