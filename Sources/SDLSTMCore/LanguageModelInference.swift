@@ -76,7 +76,7 @@ extension LanguageModel {
                                      into logProbs: UnsafeMutablePointer<Float>) throws(SDLSTMError) {
         guard state.owner == ObjectIdentifier(self) else { throw .invalid("state was created for another model") }
         let (s, v) = (state.streams, config.vocabSize)
-        try checkIDs(tokens, count: s, below: v, "tokens")
+        try checkIDs(tokens, rows: 1, stride: s, below: v, "tokens")
         try withSingleThreadedBLAS { () throws(SDLSTMError) in
             let top = try window(tokens, steps: 1, state: state)
             let logp = output.logProbabilities(top, rows: s)
@@ -94,7 +94,7 @@ extension LanguageModel {
                       tokenLogProbs: UnsafeMutablePointer<Float>?) throws(SDLSTMError) -> Double {
         guard n >= 2 else { throw .invalid("n must be >= 2 (a context token and one to predict), got \(n)") }
         let v = config.vocabSize
-        try checkIDs(tokens, count: n, below: v, "tokens")
+        try checkIDs(tokens, rows: 1, stride: n, below: v, "tokens")
         let state = try LanguageModelState(self, streams: 1)
         return try withSingleThreadedBLAS { () throws(SDLSTMError) -> Double in
             var total = 0.0
@@ -129,7 +129,7 @@ extension LanguageModel {
         guard o.stopID == -1 || (o.stopID >= 0 && Int(o.stopID) < v) else {
             throw .invalid("stop_id \(o.stopID) is neither -1 nor in [0, \(v))")
         }
-        try checkIDs(prompt, count: promptLength, below: v, "prompt")
+        try checkIDs(prompt, rows: 1, stride: promptLength, below: v, "prompt")
         let state = try LanguageModelState(self, streams: 1, sampling: true)
         var rng = Random(seed: o.seed)
         return try withSingleThreadedBLAS { () throws(SDLSTMError) -> Int in
