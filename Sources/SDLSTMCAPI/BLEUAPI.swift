@@ -11,9 +11,12 @@ private func strings(_ array: UnsafePointer<UnsafePointer<CChar>?>?, _ n: Int, _
 }
 
 /// What sdlstm_bleu_options_init fills in, what NULL options mean, and what fields past a caller's
-/// struct_size take: 13a, case-sensitive.
-private let defaultBLEUOptions = sdlstm_bleu_options(struct_size: MemoryLayout<sdlstm_bleu_options>.size, lowercase: 0,
-                                                     tokenize: BLEUTokenizer.thirteenA.rawValue)
+/// struct_size take: the core's defaults (BLEUOptions) as the C struct.
+private let defaultBLEUOptions: sdlstm_bleu_options = {
+    let o = BLEUOptions()
+    return sdlstm_bleu_options(struct_size: MemoryLayout<sdlstm_bleu_options>.size, lowercase: o.lowercase ? 1 : 0,
+                               tokenize: o.tokenizer.rawValue)
+}()
 
 @c @implementation
 public func sdlstm_bleu(_ hypotheses: UnsafePointer<UnsafePointer<CChar>?>?,

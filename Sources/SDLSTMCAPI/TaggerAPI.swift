@@ -15,7 +15,8 @@ private func tagger(_ handle: OpaquePointer?, _ call: String) throws(SDLSTMError
 /// `count` tag names: C strings, none NULL, all valid UTF-8.
 private func strings(_ names: UnsafePointer<UnsafePointer<CChar>?>?, count: Int32, _ what: String) throws(SDLSTMError) -> [String] {
     let names = try unwrap(names, what)
-    guard count >= 1 && count <= 1 << 12 else { throw .invalid("\(what): count must be in 1...4096, got \(count)") }
+    // Bounds how many pointers are read from `names` before the core sees a single one.
+    guard count >= 1 && count <= Tagger.maxTags else { throw .invalid("\(what): count must be in 1...\(Tagger.maxTags), got \(count)") }
     return try swiftStrings(names, count: Int(count), what)
 }
 

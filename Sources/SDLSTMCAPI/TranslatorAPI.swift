@@ -26,11 +26,13 @@ public func sdlstm_translate(_ model: OpaquePointer?, _ sources: UnsafePointer<s
     }
 }
 
-/// What sdlstm_decode_options_init fills in, and what fields past a caller's struct_size take. No
-/// marker defaults: the ids belong to the caller's target vocabulary.
-private let defaultDecodeOptions = sdlstm_decode_options(struct_size: MemoryLayout<sdlstm_decode_options>.size,
-                                                         bos_id: -1, eos_id: -1, beam_size: 5, max_len: 100,
-                                                         length_penalty: 0)
+/// The core's defaults as the C struct: what sdlstm_decode_options_init fills in, and what fields
+/// past a caller's struct_size take.
+private let defaultDecodeOptions: sdlstm_decode_options = {
+    let o = DecodeOptions()
+    return sdlstm_decode_options(struct_size: MemoryLayout<sdlstm_decode_options>.size, bos_id: o.bos, eos_id: o.eos,
+                                 beam_size: Int32(o.beamSize), max_len: Int32(o.maxLength), length_penalty: o.lengthPenalty)
+}()
 
 @c @implementation
 public func sdlstm_decode_options_init(_ options: UnsafeMutablePointer<sdlstm_decode_options>?) -> sdlstm_status {

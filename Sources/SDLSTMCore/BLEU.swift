@@ -117,10 +117,17 @@ public struct BLEUScore: Equatable, Sendable {
         score = brevityPenalty * exp(logSum / Double(BLEUStatistics.maxOrder))
     }
 }
+/// How corpusBLEU compares: sacreBLEU's defaults, case-sensitive with 13a tokenisation.
+public struct BLEUOptions: Equatable, Sendable {
+    public var lowercase = false
+    public var tokenizer = BLEUTokenizer.thirteenA
+    public init() {}
+}
+
 
 /// Corpus BLEU of hypotheses[i] against references[i].
-public func corpusBLEU(hypotheses: [String], references: [String], lowercase: Bool = false,
-                       tokenizer: BLEUTokenizer = .thirteenA) throws(SDLSTMError) -> BLEUScore {
+public func corpusBLEU(hypotheses: [String], references: [String], lowercase: Bool = BLEUOptions().lowercase,
+                       tokenizer: BLEUTokenizer = BLEUOptions().tokenizer) throws(SDLSTMError) -> BLEUScore {
     guard hypotheses.count == references.count else {
         throw .invalid("\(hypotheses.count) hypotheses but \(references.count) references")
     }

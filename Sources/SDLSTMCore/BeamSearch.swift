@@ -11,7 +11,9 @@ public struct DecodeOptions: Equatable, Sendable {
     /// α: finished hypotheses rank by log P / (tokens + 1)^α.
     public var lengthPenalty: Float
 
-    public init(bos: Int32, eos: Int32, beamSize: Int = 1, maxLength: Int = 100, lengthPenalty: Float = 1) {
+    /// The defaults of sdlstm_decode_options_init: no markers (they belong to the caller's target
+    /// vocabulary), beam 5, at most 100 tokens, raw log-probabilities.
+    public init(bos: Int32 = -1, eos: Int32 = -1, beamSize: Int = 5, maxLength: Int = 100, lengthPenalty: Float = 0) {
         (self.bos, self.eos, self.beamSize, self.maxLength, self.lengthPenalty) = (bos, eos, beamSize, maxLength, lengthPenalty)
     }
 }

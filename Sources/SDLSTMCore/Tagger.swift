@@ -19,6 +19,8 @@ import Glibc
 /// the next, output = the top layer's output entering the tag projection, recurrent = H(t-1) of
 /// every word LSTM. Each direction of a layer draws its own masks in its own time order.
 public final class Tagger: Model {
+    /// The most tags a tagger (and a span counter) takes.
+    public static let maxTags = 1 << 12
     public let config: ModelConfig
     public let wordEmbedding: Embedding
     public let characters: CharacterEncoder?
@@ -57,7 +59,7 @@ public final class Tagger: Model {
     public init(_ config: ModelConfig) throws(SDLSTMError) {
         guard config.task == .tagger else { throw .invalid("not a tagger config") }
         try config.validate()
-        try ModelConfig.check("num_tags", config.numTags, max: 1 << 12)
+        try ModelConfig.check("num_tags", config.numTags, max: Self.maxTags)
         guard config.hiddenSize % 2 == 0 else {
             throw .invalid("hidden_size must be even (hidden_size / 2 per direction), got \(config.hiddenSize)")
         }
