@@ -35,6 +35,11 @@ public struct Random {
         Float(next() >> 40) * (1.0 / 16_777_216.0)
     }
 
+    /// Advances the stream by n draws: the other replicas' rows of a per-sample mask.
+    public mutating func discard(_ n: Int) {
+        for _ in 0..<n { _ = next() }
+    }
+
     @inline(__always)
     private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 }
