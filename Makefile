@@ -53,17 +53,21 @@ lib: deps
 	@mkdir -p build/lib
 	cp $$(swift build -c release --scratch-path $(LIB_SCRATCH) --show-bin-path)/libsdlstm.so $(LIB)
 
-$(LM): examples/lm/lm.c examples/common/example.h include/sdlstm.h lib
-	@mkdir -p build/bin
-	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
+# Each example is its own .c files and examples/common/example.c, the helpers they share.
+EXAMPLE_COMMON := examples/common/example.c examples/common/example.h include/sdlstm.h
+EXAMPLE_LINK    = $(CC) $(CFLAGS) -Iinclude $(filter %.c,$^) -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
 
-build/bin/sdlstm-ner: examples/ner/ner.c examples/common/example.h include/sdlstm.h lib
+$(LM): examples/lm/lm.c examples/lm/lm_task.c examples/lm/lm_task.h $(EXAMPLE_COMMON) lib
 	@mkdir -p build/bin
-	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
+	$(EXAMPLE_LINK)
 
-$(NMT): examples/nmt/nmt.c examples/common/example.h include/sdlstm.h lib
+build/bin/sdlstm-ner: examples/ner/ner.c $(EXAMPLE_COMMON) lib
 	@mkdir -p build/bin
-	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
+	$(EXAMPLE_LINK)
+
+$(NMT): examples/nmt/nmt.c $(EXAMPLE_COMMON) lib
+	@mkdir -p build/bin
+	$(EXAMPLE_LINK)
 
 examples: $(LM) build/bin/sdlstm-ner $(NMT)
 

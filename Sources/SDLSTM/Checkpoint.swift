@@ -33,24 +33,45 @@ extension LanguageModel {
     public static func load(from path: String) throws(SDLSTMError) -> LanguageModel {
         LanguageModel(adopting: try loadCheckpoint(path, task: SDLSTM_TASK_LANGUAGE_MODEL, "a language model"))
     }
+}
 
+/// What every model saves with its checkpoint besides its parameters: progress, string tables and
+/// metadata.
+extension TrainableModel {
     /// Sets the epoch counter (>= 0) and restarts `progress.epochStep`; call it as each epoch begins.
     public func setEpoch(_ epoch: Int) throws(SDLSTMError) {
         try SDLSTMError.check(sdlstm_set_epoch(handle, Int64(epoch)))
     }
 
     /// Where training stands.
-    public var progress: TrainingProgress { readProgress(handle) }
+    public var progress: TrainingProgress {
+        var p = sdlstm_progress()
+        p.struct_size = MemoryLayout<sdlstm_progress>.size
+        let status = sdlstm_get_progress(handle, &p)
+        precondition(status == SDLSTM_OK, "sdlstm_get_progress failed: \(String(cString: sdlstm_last_error()))")
+        return TrainingProgress(step: Int(p.step), epoch: Int(p.epoch), epochStep: Int(p.epoch_step),
+                                learningRate: p.learning_rate, clipNorm: p.clip_norm)
+    }
 
     /// Attaches a table of strings (e.g. the vocabulary, id -> word) under `name`, saved with the
     /// model; an empty table removes it. Names: 1 to 128 characters of A-Z a-z 0-9 _ . -
     public func setStrings(_ strings: [String], named name: String) throws(SDLSTMError) {
-        try setStringTable(handle, name, strings)
+        let copies = strings.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        guard !copies.contains(where: { $0 == nil }) else { throw SDLSTMError(.outOfMemory, "could not copy the strings") }
+        let pointers = copies.map { UnsafePointer($0) }
+        let status = pointers.withUnsafeBufferPointer { sdlstm_set_strings(handle, name, $0.baseAddress, Int64(strings.count)) }
+        try SDLSTMError.check(status)
     }
 
     /// The table attached under `name`, or nil if there is none.
     public func strings(named name: String) throws(SDLSTMError) -> [String]? {
-        try stringTable(handle, name)
+        var out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+        var n: Int64 = 0
+        try SDLSTMError.check(sdlstm_get_strings(handle, name, &out, &n))
+        guard let out else { return nil }
+        defer { sdlstm_free(out) }
+        return (0..<Int(n)).map { String(cString: out[$0]!) }
     }
 
     /// Sets a metadata value (UTF-8, at most 64 KiB) saved with the model; nil removes the key.
@@ -60,11 +81,16 @@ extension LanguageModel {
 
     /// The metadata value of `key`, or nil if there is none.
     public func metadata(forKey key: String) throws(SDLSTMError) -> String? {
-        try metadataValue(handle, key)
+        var out: UnsafeMutablePointer<CChar>?
+        try SDLSTMError.check(sdlstm_get_metadata(handle, key, &out))
+        guard let out else { return nil }
+        defer { sdlstm_free(out) }
+        return String(cString: out)
     }
 }
 
-// The calls behind the methods above, on a bare handle, for every model type of this wrapper.
+// Saving and loading on a bare handle, for every model type of this wrapper (each type has its own
+// `load`, which returns that type).
 
 func saveCheckpoint(_ handle: OpaquePointer, _ path: String, _ carriedState: Bool) throws(SDLSTMError) {
     let flags = carriedState ? SDLSTM_SAVE_CARRIED_STATE : SDLSTM_SAVE_DEFAULT
@@ -82,39 +108,4 @@ func loadCheckpoint(_ path: String, task: sdlstm_task, _ what: String) throws(SD
         throw SDLSTMError(.invalid, "\(path) holds a model of task \(c.task.rawValue), not \(what)")
     }
     return out
-}
-
-func readProgress(_ handle: OpaquePointer) -> TrainingProgress {
-    var p = sdlstm_progress()
-    p.struct_size = MemoryLayout<sdlstm_progress>.size
-    let status = sdlstm_get_progress(handle, &p)
-    precondition(status == SDLSTM_OK, "sdlstm_get_progress failed: \(String(cString: sdlstm_last_error()))")
-    return TrainingProgress(step: Int(p.step), epoch: Int(p.epoch), epochStep: Int(p.epoch_step),
-                            learningRate: p.learning_rate, clipNorm: p.clip_norm)
-}
-
-func setStringTable(_ handle: OpaquePointer, _ name: String, _ strings: [String]) throws(SDLSTMError) {
-    let copies = strings.map { strdup($0) }
-    defer { copies.forEach { free($0) } }
-    guard !copies.contains(where: { $0 == nil }) else { throw SDLSTMError(.outOfMemory, "could not copy the strings") }
-    let pointers = copies.map { UnsafePointer($0) }
-    let status = pointers.withUnsafeBufferPointer { sdlstm_set_strings(handle, name, $0.baseAddress, Int64(strings.count)) }
-    try SDLSTMError.check(status)
-}
-
-func stringTable(_ handle: OpaquePointer, _ name: String) throws(SDLSTMError) -> [String]? {
-    var out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
-    var n: Int64 = 0
-    try SDLSTMError.check(sdlstm_get_strings(handle, name, &out, &n))
-    guard let out else { return nil }
-    defer { sdlstm_free(out) }
-    return (0..<Int(n)).map { String(cString: out[$0]!) }
-}
-
-func metadataValue(_ handle: OpaquePointer, _ key: String) throws(SDLSTMError) -> String? {
-    var out: UnsafeMutablePointer<CChar>?
-    try SDLSTMError.check(sdlstm_get_metadata(handle, key, &out))
-    guard let out else { return nil }
-    defer { sdlstm_free(out) }
-    return String(cString: out)
 }

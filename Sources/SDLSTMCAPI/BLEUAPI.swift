@@ -41,3 +41,14 @@ public func sdlstm_bleu(_ hypotheses: UnsafePointer<UnsafePointer<CChar>?>?,
         copyOut(c, to: out, structSize: out.pointee.struct_size)
     }
 }
+
+@c @implementation
+public func sdlstm_bleu_options_init(_ options: UnsafeMutablePointer<sdlstm_bleu_options>?) -> sdlstm_status {
+    translate { () throws(SDLSTMError) in
+        let out = try unwrap(options, "options")
+        let size = out.pointee.struct_size
+        try checkSize(size, of: sdlstm_bleu_options.self, "options")
+        copyOut(sdlstm_bleu_options(struct_size: size, lowercase: 0, tokenize: BLEUTokenizer.thirteenA.rawValue),
+                to: out, structSize: size)
+    }
+}
