@@ -147,7 +147,8 @@ test-checkpoints: $(LM)
 # rank of 20, every step's global loss within 1e-4 relative, and both validate as sdlstm-lm without a
 # reducer does (relative 1e-4). Two ranks add their rows in another order, so their floats differ in
 # the last bits; lr 5, not 20, keeps the first steps' sharp updates from growing that to 1e-4 in 20
-# steps (at lr 20 it reaches 1e-4 by step 20; at lr 5 it stays near 1e-7).
+# steps (at lr 20 it reaches 1e-4 by step 20; at lr 5 it stays near 1e-7). A checkpoint of a 2-rank
+# run resumes on 1 rank (the lr schedule decaying after epoch 1) as a straight run goes on.
 test-mpi: $(LM) $(LM_MPI)
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	head -n 2000 data/ptb/ptb.train.txt > $$tmp/ptb.train.txt; \
@@ -165,7 +166,15 @@ test-mpi: $(LM) $(LM_MPI)
 	    'function rel(x, y) { return x > y ? (x - y) / y : (y - x) / y } \
 	    BEGIN { printf "mpi: %s: valid ppl after 20 steps: 2 ranks %s, 1 rank %s, sdlstm-lm %s\n", pol, a, b, c; \
 	      exit !(rel(a, c) < 1e-4 && rel(b, c) < 1e-4) }' || exit 1; \
-	done
+	done; \
+	args="--data $$tmp --hidden 32 --batch 20 --max-steps 20 --lr 5 --threads 1 --decay-after 1"; \
+	$(MPIRUN) -np 2 $(LM_MPI) $$args --epochs 1 --save $$tmp/two.h5 > /dev/null 2>&1 && \
+	$(MPIRUN) -np 1 $(LM_MPI) --data $$tmp --load $$tmp/two.h5 --epochs 1 --max-steps 20 --threads 1 > $$tmp/resumed.json 2>/dev/null && \
+	$(LM) $$args --epochs 2 > $$tmp/straight.json 2>/dev/null || exit 1; \
+	awk -v a="$$(ppl valid_ppl $$tmp/resumed.json)" -v b="$$(ppl valid_ppl $$tmp/straight.json)" \
+	  'BEGIN { d = (a - b) / b; if (d < 0) d = -d; \
+	    printf "mpi: epoch 1 on 2 ranks, saved, epoch 2 on 1 rank: valid ppl %s; sdlstm-lm 2 epochs straight: %s (relative %.1e)\n", a, b, d; \
+	    exit !(d < 1e-4) }'
 
 # When OpenBLAS runs a pre-AVX2 core on an AVX2/AVX-512 CPU and OPENBLAS_CORETYPE is unset, the
 # remedy for the rest of this recipe line only (tools/blas-coretype.sh says so); tests never set it.
