@@ -243,7 +243,8 @@ typedef int32_t (*sdlstm_gradient_reducer)(float *gradients, int64_t count, doub
  * batch (loss, tokens, grad_norm) and SDLSTM_E_NUMERIC means some replica's loss or gradient was not
  * finite: every replica skipped the update. A reducer returning nonzero fails the step with
  * SDLSTM_E_IO, the model unchanged (the host decides whether the replicas still agree). The
- * callback may not call into this model. Not saved in checkpoints. */
+ * callback may not call into this model; replicas in one process may step at once, each on its own
+ * thread, and each calls its reducer there. Not saved in checkpoints. */
 sdlstm_status sdlstm_set_gradient_reducer(sdlstm_model *model, sdlstm_gradient_reducer reducer, void *user_data);
 
 /* This replica's batches are rows offset .. offset + batch_size - 1 of a global batch of
