@@ -228,16 +228,19 @@ sdlstm_status sdlstm_reset_state(sdlstm_model *model);
 /* The number of doubles in a reducer's totals: [0] the loss sum, [1] the token count. */
 #define SDLSTM_REDUCER_TOTALS 2
 
-/* Sums gradients[0..count) and totals[0..SDLSTM_REDUCER_TOTALS) over every replica, in place, with
- * the same result on every replica (MPI_Allreduce with MPI_IN_PLACE and MPI_SUM), and returns 0.
- * On entry gradients holds this replica's gradient of its summed token loss, every parameter in
- * the model's order (count = sdlstm_get_parameter_count), the embeddings' unused rows zero; the
- * totals hold its loss sum and token count. A replica whose loss is not finite passes zeros and a
- * NaN loss sum, so that every replica skips the update. Any other return value fails the step. */
-typedef int32_t (*sdlstm_gradient_reducer)(float *gradients, int64_t count, double *totals, void *user_data);
+/* Sums values[0..count) and totals[0..SDLSTM_REDUCER_TOTALS) over every replica, in place, with the
+ * same result on every replica (MPI_Allreduce with MPI_IN_PLACE and MPI_SUM), and returns 0; any
+ * other value fails the step. A step calls it twice, in the same order on every replica, since
+ * embedding gradients are sparse: (1) values holds, for every embedding row in order, 1 if this
+ * replica's batch used it, else 0; totals its loss sum and token count. (2) Unless the summed loss
+ * is not finite (then the step ends, SDLSTM_E_NUMERIC on every replica): values holds this
+ * replica's gradient of its summed token loss, the dense parameters in the model's order, then the
+ * rows some replica used of each embedding (ascending); totals are 0. A replica whose loss is not
+ * finite passes no rows and a NaN loss sum, so that every replica skips the update together. */
+typedef int32_t (*sdlstm_gradient_reducer)(float *values, int64_t count, double *totals, void *user_data);
 
-/* Makes sdlstm_step call reducer (NULL: none, the default) once per step, synchronously on the
- * calling thread, between the backward pass and the update, with user_data. Each replica must call
+/* Makes sdlstm_step call reducer (NULL: none, the default) with user_data, synchronously on the
+ * calling thread, between the backward pass and the update. Each replica must call
  * sdlstm_step equally often, since every step reduces; a step that fails before the reduction
  * (SDLSTM_E_INVALID, SDLSTM_E_STATE) does not call it. With a reducer, stats are those of the global
  * batch (loss, tokens, grad_norm) and SDLSTM_E_NUMERIC means some replica's loss or gradient was not

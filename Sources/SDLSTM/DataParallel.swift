@@ -1,9 +1,9 @@
 import CSDLSTM
 
-/// Sums, in place and identically on every replica, a replica's gradients (every parameter, each
-/// the gradient of its summed token loss) and its totals ([0] loss sum, [1] token count); returns
-/// false to fail the step (`sdlstm_gradient_reducer`).
-public typealias GradientReducer = (_ gradients: UnsafeMutableBufferPointer<Float>,
+/// Sums, in place and identically on every replica, the values and totals a step hands it (twice per
+/// step: the embedding rows each replica used, with the loss sum and token count; then the
+/// gradients); returns false to fail the step (`sdlstm_gradient_reducer` says what each call holds).
+public typealias GradientReducer = (_ values: UnsafeMutableBufferPointer<Float>,
                                     _ totals: UnsafeMutableBufferPointer<Double>) -> Bool
 
 /// What a model of the wrapper keeps for data-parallel training: the reducer it calls, which
@@ -26,9 +26,9 @@ extension TrainableModel {
         // The C side holds the Replica unretained; the model owns it, and with it the closure.
         let context = Unmanaged.passUnretained(replica).toOpaque()
         replica.reducer = reducer
-        try SDLSTMError.check(sdlstm_set_gradient_reducer(handle, { gradients, count, totals, context in
+        try SDLSTMError.check(sdlstm_set_gradient_reducer(handle, { values, count, totals, context in
             let replica = Unmanaged<Replica>.fromOpaque(context!).takeUnretainedValue()
-            let ok = replica.reducer!(UnsafeMutableBufferPointer(start: gradients, count: Int(count)),
+            let ok = replica.reducer!(UnsafeMutableBufferPointer(start: values, count: Int(count)),
                                       UnsafeMutableBufferPointer(start: totals, count: Int(SDLSTM_REDUCER_TOTALS)))
             return ok ? 0 : 1
         }, context))

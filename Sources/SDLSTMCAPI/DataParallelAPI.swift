@@ -10,8 +10,8 @@ public func sdlstm_set_gradient_reducer(_ model: OpaquePointer?, _ reducer: sdls
         let m = try SDLSTMCAPI.model(model)
         guard let reducer else { m.dataParallel.reducer = nil; return }
         let context = userData
-        m.dataParallel.reducer = { (gradients, totals) throws(SDLSTMError) in
-            let rc = reducer(gradients.baseAddress, Int64(gradients.count), totals.baseAddress, context)
+        m.dataParallel.reducer = { (values, totals) throws(SDLSTMError) in
+            let rc = reducer(values.baseAddress, Int64(values.count), totals.baseAddress, context)
             guard rc == 0 else { throw .io("the gradient reducer returned \(rc); the update was skipped") }
         }
     }

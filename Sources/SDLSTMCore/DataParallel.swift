@@ -38,61 +38,104 @@ public struct BatchShard: Equatable, Sendable {
     }
 }
 
-/// Sums, in place and identically on every replica, a replica's gradients (every parameter, in
-/// `Model.parameters` order, each its gradient of the summed token loss) and its two totals (loss
-/// sum, token count). Throws to fail the step.
-public typealias GradientReducer = (_ gradients: UnsafeMutableBufferPointer<Float>,
+/// Sums, in place and identically on every replica, a buffer of floats and the step's two totals
+/// (loss sum, token count); throws to fail the step. Each reduced step calls it twice, in the same
+/// order on every replica: first with the embeddings' row counts (how many replicas used each row)
+/// and the totals, then with the gradients (of the summed token loss: the dense parameters in
+/// `Model.parameters` order, then each embedding's rows that any replica used, ascending) and zero
+/// totals.
+public typealias GradientReducer = (_ values: UnsafeMutableBufferPointer<Float>,
                                     _ totals: UnsafeMutableBufferPointer<Double>) throws(SDLSTMError) -> Void
+
+/// What a reduced step updates with: the global stats, the summed gradients of the dense
+/// parameters, and of each embedding the rows any replica used with their summed gradients.
+struct ReducedGradients {
+    var stats: StepStats
+    var dense: [GradientSpan] = []
+    var rows: [(embedding: Embedding, rows: [Int32], grad: UnsafePointer<Float>)] = []
+    /// The spans whose squares make the gradient norm (dense, then each embedding's used rows).
+    var normSpans: [GradientSpan] {
+        dense + rows.map { GradientSpan(grad: $0.grad, value: $0.embedding.table.value.ptr, count: $0.rows.count * $0.embedding.width) }
+    }
+}
 
 /// A model's replica settings: its shard and the host's reduction.
 public final class DataParallel {
     public var shard = BatchShard()
     public var reducer: GradientReducer?
-    /// The gradients handed to the reducer, allocated on the first reduced step.
+    /// What the reducer sums, allocated when it grows.
     private var packed: Buffer?
 
     public init() {}
 
-    /// Reduces this replica's step: packs its gradients (scaled from the local mean to the local
-    /// sum; zeros, and a NaN loss, when its loss is not finite, so that every replica fails
-    /// together), calls the reducer, and returns the global stats and the reduced gradient spans
-    /// (sums: the caller divides by the global token count). Changes nothing of the model.
-    func reduce(_ model: some Model, _ local: StepStats,
-                _ reducer: GradientReducer) throws(SDLSTMError) -> (stats: StepStats, spans: [GradientSpan]) {
-        let parameters = model.parameters
-        let count = parameters.reduce(0) { $0 + $1.count }
-        if packed?.count != count { packed = try Buffer(count) }
-        let buffer = packed!
+    private func buffer(_ count: Int) throws(SDLSTMError) -> Buffer {
+        if let packed, packed.count >= count { return packed }
+        let b = try Buffer(count)
+        packed = b
+        return b
+    }
+
+    /// Reduces this replica's step without changing the model. The embeddings' gradients are sparse
+    /// (a step uses at most B × T rows of a vocabulary), so the first sum finds the rows any replica
+    /// used and the second sums only those with the dense gradients. A replica whose loss is not
+    /// finite counts no rows and sends a NaN loss sum: every replica then stops after the first sum.
+    /// The sums are of the summed token loss; the caller divides by the global token count.
+    func reduce(_ model: some Model, _ local: StepStats, _ reducer: GradientReducer) throws(SDLSTMError) -> ReducedGradients {
         let finite = local.loss.isFinite
-        let scale = Float(local.tokens)
-        let sparse = Dictionary(uniqueKeysWithValues: model.embeddings.map { (ObjectIdentifier($0.table), $0) })
-        var spans: [GradientSpan] = []
-        var offset = 0
-        for p in parameters {
-            let dst = buffer.ptr + offset
-            if !finite {
-                dst.update(repeating: 0, count: p.count)
-            } else if let e = sparse[ObjectIdentifier(p)] {
-                // Only the used rows hold this step's gradient; the others may be stale.
-                dst.update(repeating: 0, count: p.count)
-                for r in e.touchedRows {
-                    let o = Int(r) * e.width
-                    scaled(p.grad.ptr + o, scale, dst + o, e.width)
-                }
-            } else {
-                scaled(p.grad.ptr, scale, dst, p.count, pool: model.compute.pool)
+        let embeddings = model.embeddings
+        let vocabulary = embeddings.reduce(0) { $0 + $1.vocabSize }
+        var totals = [finite ? local.loss * Double(local.tokens) : .nan, Double(local.tokens)]
+        var zero = [0.0, 0.0]
+        let used = try buffer(vocabulary)
+        used.ptr.update(repeating: 0, count: vocabulary)
+        if finite {
+            var base = 0
+            for e in embeddings {
+                for r in e.touchedRows { used[base + Int(r)] = 1 }
+                base += e.vocabSize
             }
-            spans.append(GradientSpan(grad: dst, value: p.value.ptr, count: p.count))
+        }
+        try totals.withUnsafeMutableBufferPointer { (t) throws(SDLSTMError) in
+            try reducer(UnsafeMutableBufferPointer(start: used.ptr, count: vocabulary), t)
+        }
+        var out = ReducedGradients(stats: local)
+        out.stats.tokens = Int(exactly: totals[1]) ?? 0
+        out.stats.loss = out.stats.tokens > 0 ? totals[0] / totals[1] : .nan
+        var rows: [[Int32]] = []
+        var base = 0
+        for e in embeddings {
+            rows.append((0..<e.vocabSize).compactMap { used[base + $0] > 0 ? Int32($0) : nil })
+            base += e.vocabSize
+        }
+        // Every replica has the same totals now: all go on to the gradients, or all stop here (a
+        // replica whose own loss is not finite made the sum NaN).
+        guard out.stats.loss.isFinite else { return out }
+
+        let dense = model.denseParameters
+        let count = dense.reduce(0) { $0 + $1.count } + zip(embeddings, rows).reduce(0) { $0 + $1.1.count * $1.0.width }
+        let buffer = try buffer(count)
+        let scale = Float(local.tokens)
+        var offset = 0
+        for p in dense {
+            let dst = buffer.ptr + offset
+            scaled(p.grad.ptr, scale, dst, p.count, pool: model.compute.pool)
+            out.dense.append(GradientSpan(grad: dst, value: p.value.ptr, count: p.count))
             offset += p.count
         }
-        var totals = [finite ? local.loss * Double(local.tokens) : .nan, Double(local.tokens)]
-        try totals.withUnsafeMutableBufferPointer { (t) throws(SDLSTMError) in
+        for (e, used) in zip(embeddings, rows) {
+            let dst = buffer.ptr + offset, w = e.width
+            for (i, r) in used.enumerated() {
+                // The grad table's rows this replica did not use may hold an earlier step's values.
+                if e.isTouched(Int(r)) { scaled(e.table.grad.ptr + Int(r) * w, scale, dst + i * w, w) }
+                else { (dst + i * w).update(repeating: 0, count: w) }
+            }
+            out.rows.append((e, used, UnsafePointer(dst)))
+            offset += used.count * w
+        }
+        try zero.withUnsafeMutableBufferPointer { (t) throws(SDLSTMError) in
             try reducer(UnsafeMutableBufferPointer(start: buffer.ptr, count: count), t)
         }
-        var stats = local
-        stats.tokens = Int(exactly: totals[1]) ?? 0
-        stats.loss = stats.tokens > 0 ? totals[0] / totals[1] : .nan
-        return (stats, spans)
+        return out
     }
 }
 

@@ -96,7 +96,7 @@ extension Model {
             let savedRNG = rng
             var stats = try lossAndGradients(batch)
             if let reducer = dataParallel.reducer {
-                let reduced: (stats: StepStats, spans: [GradientSpan])
+                let reduced: ReducedGradients
                 do throws(SDLSTMError) { reduced = try dataParallel.reduce(self, stats, reducer) } catch {
                     rng = savedRNG
                     throw error
@@ -108,12 +108,14 @@ extension Model {
                 }
                 // The sums of the replicas' summed-loss gradients: the mean's are 1/N of them.
                 let perToken = 1 / Double(stats.tokens)
-                let norm = Optimizer.squaredNorm(reduced.spans, pool: compute.pool).squareRoot() * perToken
+                let norm = Optimizer.squaredNorm(reduced.normSpans, pool: compute.pool).squareRoot() * perToken
                 guard norm.isFinite else {
                     rng = savedRNG
                     throw .numeric("gradient norm over the replicas is \(norm); every replica skipped the update")
                 }
-                optimizer.update(reduced.spans, by: -optimizer.stepScale(norm) * Float(perToken), pool: compute.pool)
+                let a = -optimizer.stepScale(norm) * Float(perToken)
+                optimizer.update(reduced.dense, by: a, pool: compute.pool)
+                for r in reduced.rows { optimizer.update(r.embedding, rows: r.rows, grad: r.grad, by: a) }
                 stats.gradNorm = norm
             } else {
                 guard stats.loss.isFinite else {

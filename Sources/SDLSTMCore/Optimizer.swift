@@ -95,6 +95,14 @@ public struct Optimizer: Sendable {
         return scale
     }
 
+    /// Row rows[i] of the embedding += a · grad[i * width ..< (i + 1) * width].
+    func update(_ e: Embedding, rows: [Int32], grad: UnsafePointer<Float>, by a: Float) {
+        for (i, r) in rows.enumerated() {
+            let off = Int(r) * e.width
+            axpy(a, grad + i * e.width, e.table.value.ptr + off, e.width)
+        }
+    }
+
     /// value += a · grad over each span, in parallel chunks.
     func update(_ spans: [GradientSpan], by a: Float, pool: ThreadPool?) {
         for s in spans {

@@ -42,23 +42,25 @@ typedef struct reduction {
     FILE *loss_log; /* rank 0: one global step loss per line */
 } reduction;
 
-/* The sum over the ranks: MPI_Allreduce in place, in pieces of at most INT_MAX floats. The barrier
- * first separates waiting for the slowest rank from the reduction itself. */
-static int32_t allreduce(float *gradients, int64_t count, double *totals, void *user_data) {
+/* The sum over the ranks: MPI_Allreduce in place, in pieces of at most INT_MAX floats (a step calls
+ * it twice: the embedding rows used, then the gradients). The barrier first separates waiting for
+ * the slowest rank from the reduction itself. */
+static int32_t allreduce(float *values, int64_t count, double *totals, void *user_data) {
     reduction *r = user_data;
     double t0 = MPI_Wtime();
     if (MPI_Barrier(MPI_COMM_WORLD) != MPI_SUCCESS) return 1;
     double t1 = MPI_Wtime();
     for (int64_t off = 0; off < count; off += INT_MAX) {
         int n = count - off < INT_MAX ? (int)(count - off) : INT_MAX;
-        if (MPI_Allreduce(MPI_IN_PLACE, gradients + off, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+        if (MPI_Allreduce(MPI_IN_PLACE, values + off, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
             return 1;
     }
     if (MPI_Allreduce(MPI_IN_PLACE, totals, SDLSTM_REDUCER_TOTALS, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
         return 1;
     r->wait_seconds += t1 - t0;
     r->reduce_seconds += MPI_Wtime() - t1;
-    if (r->loss_log) fprintf(r->loss_log, "%.9g\n", totals[0] / totals[1]);
+    /* The first of a step's two calls carries the totals (the second's are zero). */
+    if (r->loss_log && totals[1] > 0) fprintf(r->loss_log, "%.9g\n", totals[0] / totals[1]);
     return 0;
 }
 
@@ -181,9 +183,8 @@ int main(int argc, char **argv) {
     if (!ok(sdlstm_get_parameter_count(m, &params), "sdlstm_get_parameter_count")) goto fail;
     fprintf(stderr,
             "lm-mpi: %d ranks, global batch %d streams (rank 0: %d), %d threads per rank; %d x %d LSTM, %" PRId64
-            " parameters (%.1f MB reduced per step); policy %s p_nr %g p_rh %g\n",
-            ranks, o->batch, count, o->threads, o->layers, o->hidden, params, (double)params * 4 / 1e6,
-            policy_name(o), o->p_nr, o->p_rh);
+            " parameters; policy %s p_nr %g p_rh %g\n",
+            ranks, o->batch, count, o->threads, o->layers, o->hidden, params, policy_name(o), o->p_nr, o->p_rh);
 
     train_totals tot = {0};
     double valid_ppl = NAN, test_ppl = NAN;
