@@ -54,12 +54,7 @@ public func sdlstm_tag(_ model: OpaquePointer?, _ batch: UnsafePointer<sdlstm_ba
     translate { () throws(SDLSTMError) in
         let t = try tagger(model, "sdlstm_tag")
         let out = try unwrap(tags, "tags")
-        let given = try unwrap(batch, "batch")
-        try checkSize(given.pointee.struct_size, of: sdlstm_batch.self, "batch")
-        // Decoding reads no targets: stand in the inputs, which the tagger never reads as tags here.
-        var b = given.pointee
-        if b.targets == nil { b.targets = b.inputs }
-        let core = try withUnsafePointer(to: &b) { (p) throws(SDLSTMError) in try coreBatch(p) }
+        let core = try coreBatch(batch)
         try t.tag(core, into: out)
     }
 }
@@ -143,7 +138,7 @@ public func sdlstm_span_f1_get_scores(_ f1: OpaquePointer?, _ type: Int32,
     translate { () throws(SDLSTMError) in
         let h = try spanF1(f1)
         let out = try unwrap(out, "out")
-        try checkSize(out.pointee.struct_size, of: sdlstm_span_scores.self, "out")
+        let size = try structSize(of: out, "out")
         let s: SpanScores
         if type == -1 {
             s = h.counter.overallScores
@@ -153,10 +148,10 @@ public func sdlstm_span_f1_get_scores(_ f1: OpaquePointer?, _ type: Int32,
             }
             s = scores
         }
-        let c = sdlstm_span_scores(struct_size: out.pointee.struct_size, gold_spans: Int64(s.goldSpans),
+        let c = sdlstm_span_scores(struct_size: size, gold_spans: Int64(s.goldSpans),
                                    predicted_spans: Int64(s.predictedSpans), correct_spans: Int64(s.correctSpans),
                                    precision: s.precision, recall: s.recall, f1: s.f1,
                                    tokens: Int64(s.tokens), correct_tags: Int64(s.correctTags))
-        copyOut(c, to: out, structSize: out.pointee.struct_size)
+        copyOut(c, to: out, structSize: size)
     }
 }
