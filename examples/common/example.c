@@ -34,7 +34,7 @@ static void print_help(FILE *out) {
         const flag *f = &help_flags[i];
         char left[64];
         snprintf(left, sizeof left, "%s%s%s", f->name, f->arg ? " " : "", f->arg ? f->arg : "");
-        fprintf(out, "  %-22s %s\n", left, f->help);
+        fprintf(out, "  %-22s %s%s\n", left, f->fixed ? "* " : "", f->help);
     }
     fprintf(out, "  %-22s %s\n", "--help", "this text");
 }
@@ -274,13 +274,13 @@ bool meta_set_text(sdlstm_model *m, const char *key, const char *value) {
     return ok(sdlstm_set_metadata(m, key, value), "sdlstm_set_metadata");
 }
 
-/* "<program>.<what>": the program's own metadata keys. */
-static const char *key_of(char *buf, size_t n, const char *what) {
-    snprintf(buf, n, "%s.%s", example_name, what);
+/* "<prefix>.<what>": a task's own metadata keys. */
+static const char *key_of(char *buf, size_t n, const char *prefix, const char *what) {
+    snprintf(buf, n, "%s.%s", prefix, what);
     return buf;
 }
 
-bool store_schedule(sdlstm_model *m, const train_options *o) {
+bool store_schedule(sdlstm_model *m, const char *prefix, const train_options *o) {
     const struct {
         const char *what;
         double value;
@@ -288,29 +288,29 @@ bool store_schedule(sdlstm_model *m, const train_options *o) {
                    {"batch", o->batch}, {"p_nr", o->p_nr},         {"p_rh", o->p_rh}};
     char key[64];
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
-        if (!meta_set_number(m, key_of(key, sizeof key, numbers[i].what), numbers[i].value)) return false;
-    return meta_set_text(m, key_of(key, sizeof key, "policy"), policy_name(o));
+        if (!meta_set_number(m, key_of(key, sizeof key, prefix, numbers[i].what), numbers[i].value)) return false;
+    return meta_set_text(m, key_of(key, sizeof key, prefix, "policy"), policy_name(o));
 }
 
-bool restore_schedule(const sdlstm_model *m, train_options *o) {
-    char k1[64], k2[64], k3[64], k4[64], k5[64], k6[64], k7[64];
+bool restore_schedule(const sdlstm_model *m, const char *prefix, train_options *o) {
+    char key[64]; /* each key is built just before its call reads it */
     double decay_after = o->decay_after, batch = o->batch;
-    if (!meta_number(m, key_of(k1, sizeof k1, "lr"), &o->lr) ||
-        !meta_number(m, key_of(k2, sizeof k2, "lr_decay"), &o->lr_decay) ||
-        !meta_number(m, key_of(k3, sizeof k3, "decay_after"), &decay_after) ||
-        !meta_number(m, key_of(k4, sizeof k4, "batch"), &batch) ||
-        !meta_number(m, key_of(k5, sizeof k5, "p_nr"), &o->p_nr) ||
-        !meta_number(m, key_of(k6, sizeof k6, "p_rh"), &o->p_rh))
+    if (!meta_number(m, key_of(key, sizeof key, prefix, "lr"), &o->lr) ||
+        !meta_number(m, key_of(key, sizeof key, prefix, "lr_decay"), &o->lr_decay) ||
+        !meta_number(m, key_of(key, sizeof key, prefix, "decay_after"), &decay_after) ||
+        !meta_number(m, key_of(key, sizeof key, prefix, "batch"), &batch) ||
+        !meta_number(m, key_of(key, sizeof key, prefix, "p_nr"), &o->p_nr) ||
+        !meta_number(m, key_of(key, sizeof key, prefix, "p_rh"), &o->p_rh))
         return false;
     if (decay_after < 0 || decay_after > INT32_MAX || batch < 1 || batch > INT32_MAX || !(o->lr > 0) ||
         !(o->lr_decay > 0)) {
-        fprintf(stderr, "%s: the checkpoint's %s.* settings are out of range\n", example_name, example_name);
+        fprintf(stderr, "%s: the checkpoint's %s.* settings are out of range\n", example_name, prefix);
         return false;
     }
     o->decay_after = (int32_t)decay_after;
     o->batch = (int32_t)batch;
     char *policy = NULL;
-    if (!ok(sdlstm_get_metadata(m, key_of(k7, sizeof k7, "policy"), &policy), "sdlstm_get_metadata")) return false;
+    if (!ok(sdlstm_get_metadata(m, key_of(key, sizeof key, prefix, "policy"), &policy), "sdlstm_get_metadata")) return false;
     if (policy) {
         for (int k = 0; policy_names[k]; k++)
             if (strcmp(policy, policy_names[k]) == 0) o->policy = k;

@@ -46,7 +46,7 @@ typedef struct flag {
     long long min, max;
     real_range range;
     const char *const *choices;
-    bool fixed; /* a checkpoint given with --load sets it: warned about when given too */
+    bool fixed; /* a checkpoint given with --load sets it: marked * in the help, warned about when given too */
     bool given;
 } flag;
 
@@ -122,10 +122,10 @@ bool meta_number(const sdlstm_model *m, const char *key, double *v);
 bool meta_set_number(sdlstm_model *m, const char *key, double v);
 bool meta_set_text(sdlstm_model *m, const char *key, const char *value);
 
-/* The schedule and batching settings a trainer stores as metadata "<prefix>.lr" and so on
- * (prefix: the program's name), and reads back into o from a loaded model. */
-bool store_schedule(sdlstm_model *m, const train_options *o);
-bool restore_schedule(const sdlstm_model *m, train_options *o);
+/* The schedule, batching and dropout settings a trainer stores as metadata "<prefix>.lr" and so on
+ * (prefix: the task, "lm", "ner", "nmt"), and reads back into o from a loaded model. */
+bool store_schedule(sdlstm_model *m, const char *prefix, const train_options *o);
+bool restore_schedule(const sdlstm_model *m, const char *prefix, train_options *o);
 
 /* The learning rate of epoch e (1-based): lr, times lr_decay for each epoch after decay_after. */
 double scheduled_lr(const train_options *o, int32_t epoch);

@@ -70,7 +70,7 @@ static int train_main(int argc, char **argv, int first) {
         {.name = "--threads", .kind = FLAG_INT, .value = &o->threads, .arg = "N", .help = "threads used by the library (the cores available)", .min = 1, .max = 4096},
         {.name = "--seed", .kind = FLAG_U64, .value = &o->seed, .arg = "N", .help = "initialisation and dropout seed (1)", .fixed = true},
         {.name = "--save", .kind = FLAG_TEXT, .value = &o->save_path, .arg = "FILE", .help = "save a checkpoint (HDF5) after every epoch and at the end"},
-        {.name = "--load", .kind = FLAG_TEXT, .value = &o->load_path, .arg = "FILE", .help = "resume from a checkpoint: model, vocabulary, dropout and the settings marked above come from it"},
+        {.name = "--load", .kind = FLAG_TEXT, .value = &o->load_path, .arg = "FILE", .help = "resume from a checkpoint: model, vocabulary, dropout and the flags marked * come from it"},
         {.name = "--epoch-json", .kind = FLAG_TEXT, .value = &o->epoch_json, .arg = "FILE", .help = "one JSON line per epoch (lr, train and valid ppl)"},
     };
     size_t nflags = sizeof flags / sizeof flags[0];

@@ -180,7 +180,7 @@ sdlstm_model *lm_create(const lm_options *o, const vocab *v) {
     if (!ok(sdlstm_config_init(&cfg, SDLSTM_TASK_LANGUAGE_MODEL), "sdlstm_config_init")) return NULL;
     cfg.vocab_size = v->size;
     sdlstm_model *m = create_model(&cfg, &o->train);
-    if (m && !(vocab_store(m, "vocab", v) && store_schedule(m, &o->train) && meta_set_number(m, "lm.bptt", o->bptt) &&
+    if (m && !(vocab_store(m, "vocab", v) && store_schedule(m, "lm", &o->train) && meta_set_number(m, "lm.bptt", o->bptt) &&
                meta_set_text(m, "lm.corpus", "ptb"))) {
         sdlstm_model_free(m);
         return NULL;
@@ -190,7 +190,7 @@ sdlstm_model *lm_create(const lm_options *o, const vocab *v) {
 
 bool lm_restore_options(sdlstm_model *m, lm_options *o) {
     double bptt = o->bptt;
-    if (!restore_model_options(m, SDLSTM_TASK_LANGUAGE_MODEL, &o->train) || !restore_schedule(m, &o->train) ||
+    if (!restore_model_options(m, SDLSTM_TASK_LANGUAGE_MODEL, &o->train) || !restore_schedule(m, "lm", &o->train) ||
         !meta_number(m, "lm.bptt", &bptt))
         return false;
     if (bptt < 1 || bptt > INT32_MAX || (double)o->train.batch * bptt > INT32_MAX) {

@@ -343,7 +343,7 @@ static bool restore_chars(const sdlstm_model *m, int32_t char_vocab, dataset *d)
 
 /* What tagging raw text needs beyond the model, and the training settings. */
 static bool store_settings(sdlstm_model *m, const options *o, const dataset *d) {
-    return vocab_store(m, "words", &d->words) && store_chars(m, d) && store_schedule(m, &o->train) &&
+    return vocab_store(m, "words", &d->words) && store_chars(m, d) && store_schedule(m, "ner", &o->train) &&
            meta_set_number(m, "ner.lower", o->text.lower) && meta_set_number(m, "ner.zeros", o->text.zeros) &&
            meta_set_number(m, "ner.word_dropout", o->word_dropout) &&
            meta_set_number(m, "ner.unk_replace", o->unk_replace) && meta_set_number(m, "ner.min_count", o->min_count);
@@ -353,7 +353,7 @@ static bool store_settings(sdlstm_model *m, const options *o, const dataset *d) 
 static bool restore_settings(sdlstm_model *m, options *o, dataset *d) {
     *d = (dataset){0};
     sdlstm_config cfg = {.struct_size = sizeof cfg};
-    if (!restore_model_options(m, SDLSTM_TASK_TAGGER, &o->train) || !restore_schedule(m, &o->train) ||
+    if (!restore_model_options(m, SDLSTM_TASK_TAGGER, &o->train) || !restore_schedule(m, "ner", &o->train) ||
         !ok(sdlstm_get_config(m, &cfg), "sdlstm_get_config"))
         return false;
     o->char_embed = cfg.char_embed_size;
@@ -712,26 +712,26 @@ static int train_main(int argc, char **argv, int first) {
         {.name = "--epoch-json", .kind = FLAG_TEXT, .value = &t->epoch_json, .arg = "FILE",
          .help = "one JSON line per epoch (lr, train loss, dev F1)"},
         {.name = "--hidden", .kind = FLAG_INT, .value = &t->hidden, .arg = "N",
-         .help = "* word BiLSTM width, both directions together (200)", .min = 2, .max = big, .fixed = true},
-        {.name = "--layers", .kind = FLAG_INT, .value = &t->layers, .arg = "N", .help = "* word BiLSTM layers (1)",
+         .help = "word BiLSTM width, both directions together (200)", .min = 2, .max = big, .fixed = true},
+        {.name = "--layers", .kind = FLAG_INT, .value = &t->layers, .arg = "N", .help = "word BiLSTM layers (1)",
          .min = 1, .max = big, .fixed = true},
-        {.name = "--embed", .kind = FLAG_INT, .value = &t->embed, .arg = "N", .help = "* word embedding width (100)",
+        {.name = "--embed", .kind = FLAG_INT, .value = &t->embed, .arg = "N", .help = "word embedding width (100)",
          .min = 1, .max = big, .fixed = true},
         {.name = "--char-embed", .kind = FLAG_INT, .value = &o.char_embed, .arg = "N",
-         .help = "* character embedding width (25)", .min = 1, .max = big, .fixed = true},
+         .help = "character embedding width (25)", .min = 1, .max = big, .fixed = true},
         {.name = "--char-hidden", .kind = FLAG_INT, .value = &o.char_hidden, .arg = "N",
-         .help = "* character BiLSTM width, both directions; 0 = no characters (50)", .min = 0, .max = big,
+         .help = "character BiLSTM width, both directions; 0 = no characters (50)", .min = 0, .max = big,
          .fixed = true},
-        {.name = "--crf", .kind = FLAG_INT, .value = &o.crf, .arg = "0|1", .help = "* CRF on top; 0 = a softmax per word (1)",
+        {.name = "--crf", .kind = FLAG_INT, .value = &o.crf, .arg = "0|1", .help = "CRF on top; 0 = a softmax per word (1)",
          .min = 0, .max = 1, .fixed = true},
         {.name = "--scheme", .kind = FLAG_CHOICE, .value = &o.scheme, .arg = "S",
-         .help = "* none|iob1|iob2: the data's tags, constrains the CRF (iob2)", .choices = scheme_names, .fixed = true},
+         .help = "none|iob1|iob2: the data's tags, constrains the CRF (iob2)", .choices = scheme_names, .fixed = true},
         {.name = "--lower", .kind = FLAG_INT, .value = &o.text.lower, .arg = "0|1",
-         .help = "* lowercase words (characters keep their case) (1)", .min = 0, .max = 1, .fixed = true},
-        {.name = "--zeros", .kind = FLAG_INT, .value = &o.text.zeros, .arg = "0|1", .help = "* digits in words become 0 (1)",
+         .help = "lowercase words (characters keep their case) (1)", .min = 0, .max = 1, .fixed = true},
+        {.name = "--zeros", .kind = FLAG_INT, .value = &o.text.zeros, .arg = "0|1", .help = "digits in words become 0 (1)",
          .min = 0, .max = 1, .fixed = true},
         {.name = "--min-count", .kind = FLAG_INT, .value = &o.min_count, .arg = "N",
-         .help = "* training words seen fewer times become <unk> (1)", .min = 1, .max = big, .fixed = true},
+         .help = "training words seen fewer times become <unk> (1)", .min = 1, .max = big, .fixed = true},
         {.name = "--unk-replace", .kind = FLAG_REAL, .value = &o.unk_replace, .arg = "F",
          .help = "probability a training singleton is read as <unk> (0.5)", .range = UNIT},
         {.name = "--word-dropout", .kind = FLAG_REAL, .value = &o.word_dropout, .arg = "F",
@@ -900,7 +900,7 @@ static const char tag_synopsis[] =
     "columns to stdout (--output, else):\n"
     "  --format conll  INPUT has a token per line (its first column; other columns, such as gold\n"
     "                  tags, are kept), blank or -DOCSTART- lines between sentences. Each token line\n"
-    "                  comes out with the predicted tag appended, every other line as it was: with\n"
+    "                  comes out with the predicted tag appended (a -DOCSTART- line with O): with\n"
     "                  gold tags in the last column, the output is conlleval's input.\n"
     "  --format lines  INPUT has a sentence per line, tokens separated by whitespace. Each token\n"
     "                  comes out as \"token TAG\", each sentence followed by a blank line.\n"
@@ -972,8 +972,10 @@ static int tag_main(int argc, char **argv, int first) {
         if (format == FORMAT_CONLL) {
             size_t k = strlen(raw[i]);
             while (k > 0 && (raw[i][k - 1] == ' ' || raw[i][k - 1] == '\t')) k--;
-            if (line_tokens[i] == 1) fprintf(out, "%.*s %s\n", (int)k, raw[i], d.tags.words[pred[token++]]);
-            else fprintf(out, "%.*s\n", (int)k, raw[i]);
+            /* A -DOCSTART- line gets the O that CoNLL-2003 gives it, so every line with columns has one more. */
+            const char *tag = line_tokens[i] == 1 ? d.tags.words[pred[token++]] : k > 0 ? "O" : NULL;
+            if (tag) fprintf(out, "%.*s %s\n", (int)k, raw[i], tag);
+            else fputc('\n', out);
         } else {
             for (int32_t j = 0; j < line_tokens[i]; j++, token++)
                 fprintf(out, "%s %s\n", s.words[token], d.tags.words[pred[token]]);

@@ -413,48 +413,36 @@ static void side_free(side *s) {
 static bool load_side(const char *path, bool lower, side *s, int32_t *lines) {
     *s = (side){0};
     size_t size = 0;
-    s->text = read_file(NULL, path, &size);
-    if (!s->text) return false;
-    /* A final line without a line break still counts; the break after the last line adds none. */
-    int64_t n = 0;
-    for (size_t i = 0; i < size; i++) n += s->text[i] == '\n';
-    if (size > 0 && s->text[size - 1] != '\n') n++;
-    if (n == 0 || n > INT32_MAX) {
-        fprintf(stderr, "nmt: %s has %s lines\n", path, n == 0 ? "no" : "too many");
+    int32_t n = 0;
+    if (!(s->text = read_file(NULL, path, &size)) || !split_lines(s->text, size, &s->lines, &n)) return false;
+    if (n == 0) {
+        fprintf(stderr, "nmt: %s has no lines\n", path);
         return false;
     }
-    s->lines = malloc((size_t)n * sizeof *s->lines);
     s->first = malloc((size_t)n * sizeof *s->first);
     s->len = malloc((size_t)n * sizeof *s->len);
     s->arena = malloc(2 * size + 1);
-    if (!s->lines || !s->first || !s->len || !s->arena) goto oom;
+    if (!s->first || !s->len || !s->arena) goto oom;
     token_sink sink = {.at = s->arena};
-    char *p = s->text;
-    for (int64_t i = 0; i < n; i++) {
-        char *end = strchr(p, '\n');
-        if (end) *end = '\0';
-        size_t k = strlen(p);
-        if (k > 0 && p[k - 1] == '\r') p[k - 1] = '\0';
-        s->lines[i] = p;
+    for (int32_t i = 0; i < n; i++) {
         s->first[i] = sink.count;
-        int64_t count = tokenize_line(p, lower, &sink);
+        int64_t count = tokenize_line(s->lines[i], lower, &sink);
         if (count < 0) {
             free(sink.tokens);
             goto oom;
         }
         if (count > INT32_MAX / 4) {
             free(sink.tokens);
-            fprintf(stderr, "nmt: %s: line %" PRId64 " has too many tokens\n", path, i + 1);
+            fprintf(stderr, "nmt: %s: line %d has too many tokens\n", path, i + 1);
             return false;
         }
         s->len[i] = (int32_t)count;
         if (count > s->max_len) s->max_len = (int32_t)count;
-        p = end ? end + 1 : p + k;
     }
     s->tokens = sink.tokens;
     s->ids = malloc((size_t)(sink.count > 0 ? sink.count : 1) * sizeof *s->ids);
     if (!s->ids) goto oom;
-    *lines = (int32_t)n;
+    *lines = n;
     return true;
 oom:
     fprintf(stderr, "nmt: out of memory reading %s\n", path);
@@ -748,14 +736,14 @@ static bool store_settings(sdlstm_model *m, const options *o, const dataset *d) 
            meta_set_number(m, "nmt.lower", o->lower) &&
            meta_set_text(m, "nmt.tokenizer", "sdlstm-nmt examples/nmt/nmt.c") &&
            meta_set_number(m, "nmt.min_count", o->min_count) && meta_set_number(m, "nmt.max_len", o->max_len) &&
-           store_schedule(m, &o->train);
+           store_schedule(m, "nmt", &o->train);
 }
 
 /* A loaded translator's vocabularies, tokenisation and architecture into d and o. */
 static bool restore_settings(sdlstm_model *m, options *o, dataset *d) {
     sdlstm_config cfg = {.struct_size = sizeof cfg};
     double lower = o->lower, min_count = o->min_count, max_len = o->max_len;
-    if (!restore_model_options(m, SDLSTM_TASK_SEQ2SEQ, &o->train) || !restore_schedule(m, &o->train) ||
+    if (!restore_model_options(m, SDLSTM_TASK_SEQ2SEQ, &o->train) || !restore_schedule(m, "nmt", &o->train) ||
         !ok(sdlstm_get_config(m, &cfg), "sdlstm_get_config") || !meta_number(m, "nmt.lower", &lower) ||
         !meta_number(m, "nmt.min_count", &min_count) || !meta_number(m, "nmt.max_len", &max_len) ||
         !vocab_restore(m, "src_vocab", cfg.vocab_size, &d->src_vocab, &d->src_block) ||
@@ -1082,9 +1070,9 @@ static int train_main(int argc, char **argv, int first) {
     flag flags[] = {
         {.name = "--data", .kind = FLAG_TEXT, .value = &o.data_dir, .arg = "DIR",
          .help = "directory holding the line-aligned raw text files"},
-        {.name = "--src", .kind = FLAG_TEXT, .value = &o.src, .arg = "L", .help = "* file suffix of the source language (de)",
+        {.name = "--src", .kind = FLAG_TEXT, .value = &o.src, .arg = "L", .help = "file suffix of the source language (de)",
          .fixed = true},
-        {.name = "--tgt", .kind = FLAG_TEXT, .value = &o.tgt, .arg = "L", .help = "* file suffix of the target language (en)",
+        {.name = "--tgt", .kind = FLAG_TEXT, .value = &o.tgt, .arg = "L", .help = "file suffix of the target language (en)",
          .fixed = true},
         {.name = "--test", .kind = FLAG_TEXT, .value = &o.test_name, .arg = "NAME",
          .help = "prefix of the test files (test_2016_flickr)"},
@@ -1097,22 +1085,22 @@ static int train_main(int argc, char **argv, int first) {
         {.name = "--epoch-json", .kind = FLAG_TEXT, .value = &t->epoch_json, .arg = "FILE",
          .help = "one JSON line per epoch (lr, train and val ppl, val BLEU)"},
         {.name = "--lower", .kind = FLAG_INT, .value = &o.lower, .arg = "0|1",
-         .help = "* lowercase the text; BLEU is then case-insensitive (1)", .min = 0, .max = 1, .fixed = true},
+         .help = "lowercase the text; BLEU is then case-insensitive (1)", .min = 0, .max = 1, .fixed = true},
         {.name = "--min-count", .kind = FLAG_INT, .value = &o.min_count, .arg = "N",
-         .help = "* training tokens seen fewer times become <unk> (2)", .min = 1, .max = big, .fixed = true},
+         .help = "training tokens seen fewer times become <unk> (2)", .min = 1, .max = big, .fixed = true},
         {.name = "--max-len", .kind = FLAG_INT, .value = &o.max_len, .arg = "N",
          .help = "training pairs with a side longer than N tokens are dropped (50)", .min = 1, .max = 1 << 16},
         {.name = "--embed", .kind = FLAG_INT, .value = &t->embed, .arg = "N",
-         .help = "* embedding width, both languages (256)", .min = 1, .max = big, .fixed = true},
+         .help = "embedding width, both languages (256)", .min = 1, .max = big, .fixed = true},
         {.name = "--hidden", .kind = FLAG_INT, .value = &t->hidden, .arg = "N",
-         .help = "* LSTM width; the bidirectional encoder has N / 2 per direction (256)", .min = 1, .max = big,
+         .help = "LSTM width; the bidirectional encoder has N / 2 per direction (256)", .min = 1, .max = big,
          .fixed = true},
         {.name = "--layers", .kind = FLAG_INT, .value = &t->layers, .arg = "N",
-         .help = "* LSTM layers of the encoder and of the decoder (2)", .min = 1, .max = big, .fixed = true},
+         .help = "LSTM layers of the encoder and of the decoder (2)", .min = 1, .max = big, .fixed = true},
         {.name = "--bidirectional", .kind = FLAG_INT, .value = &o.bidirectional, .arg = "0|1",
-         .help = "* encoder reads both ways (1)", .min = 0, .max = 1, .fixed = true},
+         .help = "encoder reads both ways (1)", .min = 0, .max = 1, .fixed = true},
         {.name = "--input-feeding", .kind = FLAG_INT, .value = &o.input_feeding, .arg = "0|1",
-         .help = "* the attentional vector joins the next decoder input (1)", .min = 0, .max = 1, .fixed = true},
+         .help = "the attentional vector joins the next decoder input (1)", .min = 0, .max = 1, .fixed = true},
         {.name = "--epochs", .kind = FLAG_INT, .value = &t->epochs, .arg = "N", .help = "training epochs (8)", .min = 1,
          .max = big},
         {.name = "--max-steps", .kind = FLAG_INT64, .value = &t->max_steps, .arg = "N",
