@@ -20,10 +20,9 @@ public struct TrainingProgress: Equatable, Sendable {
 }
 
 extension LanguageModel {
-    /// Saves the model to an HDF5 checkpoint at `path`, replacing any file there atomically
-    /// (docs/CHECKPOINT.md). `includingCarriedState` also saves the hidden state carried between
-    /// steps, so that a loaded model continues the same text.
-    public func save(to path: String, includingCarriedState: Bool = false) throws(SDLSTMError) {
+    /// `save(to:)`, and with `includingCarriedState` also the hidden state carried between steps, so
+    /// that a loaded model continues the same text.
+    public func save(to path: String, includingCarriedState: Bool) throws(SDLSTMError) {
         try saveCheckpoint(handle, path, includingCarriedState)
     }
 
@@ -35,9 +34,16 @@ extension LanguageModel {
     }
 }
 
-/// What every model saves with its checkpoint besides its parameters: progress, string tables and
-/// metadata.
+/// Checkpoints and what every model saves in them besides its parameters: progress, string tables
+/// and metadata.
 extension TrainableModel {
+    /// Saves the model to an HDF5 checkpoint at `path` (docs/CHECKPOINT.md), replacing any file there
+    /// atomically: parameters, settings, progress, dropout, random stream, a tagger's tag names,
+    /// string tables and metadata.
+    public func save(to path: String) throws(SDLSTMError) {
+        try saveCheckpoint(handle, path, false)
+    }
+
     /// Sets the epoch counter (>= 0) and restarts `progress.epochStep`; call it as each epoch begins.
     public func setEpoch(_ epoch: Int) throws(SDLSTMError) {
         try SDLSTMError.check(sdlstm_set_epoch(handle, Int64(epoch)))

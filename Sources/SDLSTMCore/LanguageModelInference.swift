@@ -8,9 +8,9 @@ public final class LanguageModelState {
     /// The model this state belongs to: its layers' shapes are the state's.
     let owner: ObjectIdentifier
     let h: [Buffer], c: [Buffer]  // per layer, streams × H
-    /// Generation's workspaces (vocabulary-sized), allocated only for a state that samples.
-    let weights: UnsafeMutableBufferPointer<Double>
-    let selection: Buffer
+    /// Generation's workspace: one value per token (the k-th largest search, then the sampling
+    /// weights), allocated only for a state that samples.
+    let weights: Buffer
 
     init(_ model: LanguageModel, streams: Int, sampling: Bool = false) throws(SDLSTMError) {
         let widest = max(model.config.vocabSize, 4 * model.config.hiddenSize, model.config.embedSize)
@@ -26,14 +26,8 @@ public final class LanguageModelState {
         }
         (self.h, self.c) = (h, c)
         let v = sampling ? model.config.vocabSize : 0
-        guard let w = malloc(max(v, 1) * MemoryLayout<Double>.stride) else {
-            throw .outOfMemory("could not allocate \(v) sampling weights")
-        }
-        weights = UnsafeMutableBufferPointer(start: w.bindMemory(to: Double.self, capacity: max(v, 1)), count: v)
-        selection = try Buffer(v)
+        weights = try Buffer(v)
     }
-
-    deinit { free(weights.baseAddress) }
 
     /// Every stream back to the zero state.
     public func reset() {
@@ -76,7 +70,7 @@ extension LanguageModel {
                                      into logProbs: UnsafeMutablePointer<Float>) throws(SDLSTMError) {
         guard state.owner == ObjectIdentifier(self) else { throw .invalid("state was created for another model") }
         let (s, v) = (state.streams, config.vocabSize)
-        try checkIDs(tokens, count: s, below: v, "tokens")
+        try checkIDs(tokens, rows: 1, stride: s, below: v, "tokens")
         try withSingleThreadedBLAS { () throws(SDLSTMError) in
             let top = try window(tokens, steps: 1, state: state)
             let logp = output.logProbabilities(top, rows: s)
@@ -94,7 +88,7 @@ extension LanguageModel {
                       tokenLogProbs: UnsafeMutablePointer<Float>?) throws(SDLSTMError) -> Double {
         guard n >= 2 else { throw .invalid("n must be >= 2 (a context token and one to predict), got \(n)") }
         let v = config.vocabSize
-        try checkIDs(tokens, count: n, below: v, "tokens")
+        try checkIDs(tokens, rows: 1, stride: n, below: v, "tokens")
         let state = try LanguageModelState(self, streams: 1)
         return try withSingleThreadedBLAS { () throws(SDLSTMError) -> Double in
             var total = 0.0
@@ -129,7 +123,7 @@ extension LanguageModel {
         guard o.stopID == -1 || (o.stopID >= 0 && Int(o.stopID) < v) else {
             throw .invalid("stop_id \(o.stopID) is neither -1 nor in [0, \(v))")
         }
-        try checkIDs(prompt, count: promptLength, below: v, "prompt")
+        try checkIDs(prompt, rows: 1, stride: promptLength, below: v, "prompt")
         let state = try LanguageModelState(self, streams: 1, sampling: true)
         var rng = Random(seed: o.seed)
         return try withSingleThreadedBLAS { () throws(SDLSTMError) -> Int in
@@ -193,29 +187,30 @@ extension LanguageModel {
         if o.temperature == 0 || o.topK == 1 { return Int32(best) }
         // The k-th largest log-probability: ids above it are in, ids equal to it join in id order
         // until there are k.
-        var threshold = -Float.infinity, equalsAllowed = v
+        var threshold = -Float.infinity, equalsAllowed = 0
         if o.topK > 0 && o.topK < v {
-            state.selection.ptr.update(from: logp, count: v)
-            threshold = kthLargest(state.selection.ptr, count: v, k: o.topK)
+            state.weights.ptr.update(from: logp, count: v)
+            threshold = kthLargest(state.weights.ptr, count: v, k: o.topK)
             var above = 0
             for j in 0..<v where logp[j] > threshold { above += 1 }
             equalsAllowed = o.topK - above
         }
-        let w = state.weights, top = Double(logp[best]), invT = 1 / Double(o.temperature)
-        var total = 0.0
-        for j in 0..<v {
-            var x = 0.0
-            if logp[j] > threshold || (logp[j] == threshold && equalsAllowed > 0) {
-                if logp[j] == threshold { equalsAllowed -= 1 }
-                x = exp((Double(logp[j]) - top) * invT)
+        // fastExp (relative error ~2e-7, vectorised) rather than Glibc's exp, which cost as much as
+        // the whole step of a 2 × 200 model. The scaling is in Double: 1 / temperature may pass
+        // Float's range. Weights below e^-87 come out as e^-87 rather than 0, which no draw notices.
+        let w = state.weights.ptr, top = Double(logp[best]), invT = 1 / Double(o.temperature)
+        for j in 0..<v { w[j] = fastExp(Float((Double(logp[j]) - top) * invT)) }
+        if o.topK > 0 && o.topK < v {
+            for j in 0..<v where !(logp[j] > threshold) {
+                if logp[j] == threshold && equalsAllowed > 0 { equalsAllowed -= 1 } else { w[j] = 0 }
             }
-            w[j] = x
-            total += x
         }
+        var total = 0.0
+        for j in 0..<v { total += Double(w[j]) }
         let u = rng.uniformDouble() * total
         var sum = 0.0, last = best
         for j in 0..<v where w[j] > 0 {
-            sum += w[j]
+            sum += Double(w[j])
             if u < sum { return Int32(j) }
             last = j
         }
@@ -225,7 +220,7 @@ extension LanguageModel {
 
 /// The k-th largest of `count` values (1 <= k <= count), reordering them: quickselect with
 /// three-way partitions, so that many equal values (a flat distribution) stay linear.
-func kthLargest(_ a: UnsafeMutablePointer<Float>, count: Int, k: Int) -> Float {
+public func kthLargest(_ a: UnsafeMutablePointer<Float>, count: Int, k: Int) -> Float {
     var (lo, hi, rank) = (0, count, k - 1)  // the value at descending position `rank` of a[lo ..< hi]
     while true {
         let pivot = a[lo + (hi - lo) / 2]
