@@ -46,8 +46,7 @@ public func sdlstm_bleu(_ hypotheses: UnsafePointer<UnsafePointer<CChar>?>?,
 public func sdlstm_bleu_options_init(_ options: UnsafeMutablePointer<sdlstm_bleu_options>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let out = try unwrap(options, "options")
-        let size = out.pointee.struct_size
-        try checkSize(size, of: sdlstm_bleu_options.self, "options")
+        let size = try structSize(of: out, "options")
         copyOut(sdlstm_bleu_options(struct_size: size, lowercase: 0, tokenize: BLEUTokenizer.thirteenA.rawValue),
                 to: out, structSize: size)
     }

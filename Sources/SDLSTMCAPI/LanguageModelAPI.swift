@@ -69,8 +69,7 @@ private func cOptions(_ o: GenerateOptions, structSize: Int) -> sdlstm_generate_
 public func sdlstm_generate_options_init(_ options: UnsafeMutablePointer<sdlstm_generate_options>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let out = try unwrap(options, "options")
-        let size = out.pointee.struct_size
-        try checkSize(size, of: sdlstm_generate_options.self, "options")
+        let size = try structSize(of: out, "options")
         copyOut(cOptions(GenerateOptions(), structSize: size), to: out, structSize: size)
     }
 }
@@ -84,8 +83,8 @@ public func sdlstm_lm_generate(_ model: OpaquePointer?, _ prompt: UnsafePointer<
         let ids = try unwrap(prompt, "prompt"), tokens = try unwrap(out, "out"), written = try unwrap(count, "count")
         var o = GenerateOptions()
         if let options {
-            let c = options.pointee
-            try checkSize(c.struct_size, of: sdlstm_generate_options.self, "options")
+            let c = try copyIn(options, "options",
+                               defaults: cOptions(o, structSize: MemoryLayout<sdlstm_generate_options>.size))
             o = GenerateOptions(temperature: c.temperature, topK: Int(c.top_k), seed: c.seed, stopID: c.stop_id)
         }
         written.pointee = Int64(try lm.generate(prompt: ids, count: Int(promptLen), options: o, into: tokens,

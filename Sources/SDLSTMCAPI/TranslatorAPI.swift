@@ -30,8 +30,7 @@ public func sdlstm_translate(_ model: OpaquePointer?, _ sources: UnsafePointer<s
 public func sdlstm_decode_options_init(_ options: UnsafeMutablePointer<sdlstm_decode_options>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let out = try unwrap(options, "options")
-        let size = out.pointee.struct_size
-        try checkSize(size, of: sdlstm_decode_options.self, "options")
+        let size = try structSize(of: out, "options")
         // No marker defaults: the ids belong to the caller's target vocabulary.
         let d = DecodeOptions(bos: -1, eos: -1, beamSize: 5, maxLength: 100, lengthPenalty: 0)
         copyOut(sdlstm_decode_options(struct_size: size, bos_id: d.bos, eos_id: d.eos, beam_size: Int32(d.beamSize),
