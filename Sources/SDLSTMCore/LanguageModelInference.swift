@@ -71,7 +71,7 @@ extension LanguageModel {
         guard state.owner == ObjectIdentifier(self) else { throw .invalid("state was created for another model") }
         let (s, v) = (state.streams, config.vocabSize)
         try checkIDs(tokens, rows: 1, stride: s, below: v, "tokens")
-        try withSingleThreadedBLAS { () throws(SDLSTMError) in
+        try { () throws(SDLSTMError) in
             let top = try window(tokens, steps: 1, state: state)
             let logp = output.logProbabilities(top, rows: s)
             for i in 0..<(s * v) where !logp[i].isFinite {
@@ -79,7 +79,7 @@ extension LanguageModel {
             }
             logProbs.update(from: logp, count: s * v)
             keep(into: state)
-        }
+        }()
     }
 
     /// log P(tokens[1 ..< n] | tokens[0]) from a zero state, the sum of the n − 1 terms that go to
@@ -90,7 +90,7 @@ extension LanguageModel {
         let v = config.vocabSize
         try checkIDs(tokens, rows: 1, stride: n, below: v, "tokens")
         let state = try LanguageModelState(self, streams: 1)
-        return try withSingleThreadedBLAS { () throws(SDLSTMError) -> Double in
+        return try { () throws(SDLSTMError) -> Double in
             var total = 0.0
             for start in stride(from: 0, to: n - 1, by: Self.inferenceWindow) {
                 let t = min(Self.inferenceWindow, n - 1 - start)
@@ -106,7 +106,7 @@ extension LanguageModel {
                 keep(into: state)
             }
             return total
-        }
+        }()
     }
 
     /// Feeds `prompt` from a zero state, then samples up to `maxTokens` ids into `out`; returns how
@@ -126,7 +126,7 @@ extension LanguageModel {
         try checkIDs(prompt, rows: 1, stride: promptLength, below: v, "prompt")
         let state = try LanguageModelState(self, streams: 1, sampling: true)
         var rng = Random(seed: o.seed)
-        return try withSingleThreadedBLAS { () throws(SDLSTMError) -> Int in
+        return try { () throws(SDLSTMError) -> Int in
             // Only the prompt's last position is sampled from: its other rows skip the output layer.
             var top: UnsafePointer<Float>! = nil
             for start in stride(from: 0, to: promptLength, by: Self.inferenceWindow) {
@@ -144,7 +144,7 @@ extension LanguageModel {
                 top = try withUnsafePointer(to: token) { (p) throws(SDLSTMError) in try window(p, steps: 1, state: state) }
                 keep(into: state)
             }
-        }
+        }()
     }
 
     /// The top layer's outputs (T × streams × H, time-major) of `steps` tokens per stream
