@@ -30,22 +30,22 @@ LM_MPI      := build/bin/sdlstm-lm-mpi
 # Open MPI refuses root unless told; --oversubscribe lets a machine with fewer cores than ranks run them.
 MPIRUN      := $(if $(filter 0,$(shell id -u)),OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --allow-run-as-root,mpirun) --oversubscribe
 
-.PHONY: help deps lib examples examples-mpi test test-swift test-abi test-install install uninstall demo bench clean deps-test test-checkpoints \
-  test-apply test-plot plot test-mpi test-kill sanitize
+.PHONY: help deps lib examples examples-mpi test-mpi test test-swift test-abi test-install install uninstall demo bench clean deps-test test-checkpoints \
+  test-kill sanitize test-apply test-plot plot
 
 help:
 	@echo "make demo     train a small PTB model with structured and with standard dropout"
 	@echo "make test     build and run every test"
 	@echo "make lib      build/lib/libsdlstm.so (no Swift runtime dependency)"
 	@echo "make examples build/bin/sdlstm-lm, sdlstm-ner, sdlstm-nmt (PTB LM, CoNLL-2003 NER, Multi30k de-en translation)"
-	@echo "make examples-mpi build/bin/sdlstm-lm-mpi (the PTB LM data-parallel over MPI; needs libopenmpi-dev)"
 	@echo "make deps     apt-get install what is missing of $(DEB_PACKAGES) (root or sudo)"
 	@echo "make install  [DESTDIR=] [PREFIX=/usr/local] [LIBDIR=PREFIX/lib] [INCLUDEDIR=PREFIX/include]:"
 	@echo "              the stripped library with its SONAME links, sdlstm.h, sdlstm.pc, the CMake package"
 	@echo "make uninstall  the same variables: removes every file make install wrote"
+	@echo "make examples-mpi build/bin/sdlstm-lm-mpi (the PTB LM data-parallel over MPI; needs libopenmpi-dev)"
 	@echo "make bench    kernel and training-step benchmarks (JSON lines), PyTorch beside them if installed"
-	@echo "make plot     docs/*.png from the JSON lines in docs/data (tools/plot.py, python3-matplotlib)"
 	@echo "make sanitize the C examples and test drivers built with ASan + UBSan, each run briefly"
+	@echo "make plot     docs/*.png from the JSON lines in docs/data (tools/plot.py, python3-matplotlib)"
 
 # Installs only what is missing of the packages in $(1); needs root (or sudo) only when something is.
 define install_missing
@@ -163,7 +163,7 @@ test-install: lib
 	left=$$(find $$tmp/usr \( -type f -o -type l \) -print); \
 	if [ -n "$$left" ]; then echo "uninstall left: $$left" >&2; exit 1; fi; echo "install: make uninstall removed every installed file"
 
-test: deps deps-test test-swift test-abi test-install test-checkpoints test-kill sanitize test-apply test-plot test-mpi
+test: deps deps-test test-swift test-abi test-install test-checkpoints test-apply test-plot test-kill sanitize test-mpi
 
 # Release mode: the kernels are SIMD code that is far too slow unoptimised for the training tests.
 test-swift: deps deps-test
@@ -208,39 +208,46 @@ test-checkpoints: $(LM)
 	    printf "checkpoints: PyTorch from the checkpoint alone: valid ppl %.6g vs sdlstm %s (relative %.1e)\n", a, b, d; exit !(d < 1e-4) }'; \
 	else echo "checkpoints: python3-torch or python3-h5py missing: skipping the PyTorch perplexity check"; fi
 
-# Data parallelism over real MPI, on a slice of PTB, with structured dropout (masks shared by every
-# rank) and standard (per-sample masks of the global stream): 2 ranks of 10 streams each train as one
-# rank of 20, every step's global loss within 1e-4 relative, and both validate as sdlstm-lm without a
-# reducer does (relative 1e-4). Two ranks add their rows in another order, so their floats differ in
-# the last bits; lr 5, not 20, keeps the first steps' sharp updates from growing that to 1e-4 in 20
-# steps (at lr 20 it reaches 1e-4 by step 20; at lr 5 it stays near 1e-7). A checkpoint of a 2-rank
-# run resumes on 1 rank (the lr schedule decaying after epoch 1) as a straight run goes on.
-test-mpi: $(LM) $(LM_MPI)
+# 500 kill -9 at seeded random moments of a child's save loop: the checkpoint always loads and at
+# most one stale temporary remains (Tests/c/save_kill.c says what is checked). 20-35 s on 2 busy cores.
+SAVE_KILL := build/bin/save_kill
+$(SAVE_KILL): Tests/c/save_kill.c include/sdlstm.h lib
+	@mkdir -p build/bin
+	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -o $@
+
+test-kill: $(SAVE_KILL)
+	$(SAVE_KILL) 500 1
+
+# The C clients built with AddressSanitizer and UndefinedBehaviorSanitizer against build/lib, each run
+# briefly on slices of the data: any report (leaks included) fails the target. The library itself is
+# not instrumented: this checks the clients and every buffer they hand across the ABI. About 20 s.
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
+SANITIZE_DIR   := build/sanitize
+sanitize: lib
+	@mkdir -p $(SANITIZE_DIR)
+	@build() { out=$$1; shift; $(CC) $(CFLAGS) $(SANITIZE_FLAGS) -Iinclude -Iexamples/common "$$@" -Lbuild/lib \
+	  -Wl,-rpath,$(CURDIR)/build/lib -lsdlstm -lm -o $(SANITIZE_DIR)/$$out || exit 1; }; \
+	build quickstart examples/quickstart.c; build lm $(LM_SOURCES); build ner $(NER_SOURCES); build nmt $(NMT_SOURCES); \
+	build save_kill Tests/c/save_kill.c; \
+	c++ -std=c++17 $(SANITIZE_FLAGS) -Iinclude examples/cpp/lm_generate.cpp -Lbuild/lib -Wl,-rpath,$(CURDIR)/build/lib -lsdlstm \
+	  -o $(SANITIZE_DIR)/lm_generate || exit 1
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
-	head -n 2000 data/ptb/ptb.train.txt > $$tmp/ptb.train.txt; \
-	for s in valid test; do head -n 200 data/ptb/ptb.$$s.txt > $$tmp/ptb.$$s.txt; done; \
-	ppl() { grep -o "\"$$1\":[^,]*" $$2 | cut -d: -f2; }; \
-	for pol in structured standard; do \
-	  args="--data $$tmp --hidden 32 --batch 20 --max-steps 20 --lr 5 --threads 1 --policy $$pol --p-nr 0.5 --p-rh 0.3"; \
-	  $(MPIRUN) -np 2 $(LM_MPI) $$args --loss-log $$tmp/two.txt > $$tmp/two.json 2>/dev/null && \
-	  $(MPIRUN) -np 1 $(LM_MPI) $$args --loss-log $$tmp/one.txt > $$tmp/one.json 2>/dev/null && \
-	  $(LM) $$args > $$tmp/plain.json 2>/dev/null || exit 1; \
-	  paste $$tmp/one.txt $$tmp/two.txt | awk -v pol=$$pol '{ d = ($$2 - $$1) / $$1; if (d < 0) d = -d; if (d > w) w = d; n++ } \
-	    END { printf "mpi: %s: 2 ranks x 10 streams vs 1 x 20: %d step losses, largest relative difference %.1e\n", pol, n, w; \
-	          exit !(n == 20 && w < 1e-4) }' || exit 1; \
-	  awk -v a="$$(ppl valid_ppl $$tmp/two.json)" -v b="$$(ppl valid_ppl $$tmp/one.json)" -v c="$$(ppl valid_ppl $$tmp/plain.json)" -v pol=$$pol \
-	    'function rel(x, y) { return x > y ? (x - y) / y : (y - x) / y } \
-	    BEGIN { printf "mpi: %s: valid ppl after 20 steps: 2 ranks %s, 1 rank %s, sdlstm-lm %s\n", pol, a, b, c; \
-	      exit !(rel(a, c) < 1e-4 && rel(b, c) < 1e-4) }' || exit 1; \
-	done; \
-	args="--data $$tmp --hidden 32 --batch 20 --max-steps 20 --lr 5 --threads 1 --decay-after 1"; \
-	$(MPIRUN) -np 2 $(LM_MPI) $$args --epochs 1 --save $$tmp/two.h5 > /dev/null 2>&1 && \
-	$(MPIRUN) -np 1 $(LM_MPI) --data $$tmp --load $$tmp/two.h5 --epochs 1 --max-steps 20 --threads 1 > $$tmp/resumed.json 2>/dev/null && \
-	$(LM) $$args --epochs 2 > $$tmp/straight.json 2>/dev/null || exit 1; \
-	awk -v a="$$(ppl valid_ppl $$tmp/resumed.json)" -v b="$$(ppl valid_ppl $$tmp/straight.json)" \
-	  'BEGIN { d = (a - b) / b; if (d < 0) d = -d; \
-	    printf "mpi: epoch 1 on 2 ranks, saved, epoch 2 on 1 rank: valid ppl %s; sdlstm-lm 2 epochs straight: %s (relative %.1e)\n", a, b, d; \
-	    exit !(d < 1e-4) }'
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; \
+	run() { "$$@" > /dev/null 2> $$tmp/stderr || { cat $$tmp/stderr >&2; echo "sanitize: failed: $$*" >&2; exit 1; }; }; \
+	mkdir $$tmp/ptb $$tmp/conll $$tmp/m30k; \
+	for f in train valid test; do head -n 400 data/ptb/ptb.$$f.txt > $$tmp/ptb/ptb.$$f.txt; done; \
+	for f in train dev test; do head -n 1500 data/conll2003/$$f.txt > $$tmp/conll/$$f.txt; done; \
+	for f in train val test_2016_flickr; do for l in de en; do head -n 60 data/multi30k/$$f.$$l > $$tmp/m30k/$$f.$$l; done; done; \
+	d=$(SANITIZE_DIR); \
+	run $$d/quickstart; \
+	run $$d/lm --data $$tmp/ptb --hidden 32 --layers 2 --epochs 1 --max-steps 10 --policy structured --p-nr 0.5 --p-rh 0.3 \
+	  --threads 2 --save $$tmp/lm.h5; \
+	run $$d/lm --data $$tmp/ptb --load $$tmp/lm.h5 --epochs 0; \
+	run $$d/ner --data $$tmp/conll --hidden 32 --epochs 1 --max-steps 5 --threads 2; \
+	run $$d/nmt --data $$tmp/m30k --src de --tgt en --hidden 32 --embed 32 --epochs 1 --max-steps 5 --threads 2 --out $$tmp/hyp.en; \
+	run $$d/save_kill 50 2; \
+	run $$d/lm_generate $$tmp/cpp.h5; \
+	echo "sanitize: quickstart, lm (train, save, load), ner, nmt, save_kill and the C++ lm_generate ran clean under ASan + UBSan"
 
 # The examples applied to a checkpoint alone (no --data), each trained for seconds on a slice of its
 # data. sdlstm-lm: scores a text it never saw, with invented words (counted as <unk>), to the
@@ -335,43 +342,39 @@ test-plot: deps-test
 	  echo "plot: plot.py drew bench speeds from epoch lines" >&2; exit 1; fi; \
 	echo "plot: tools/plot.py drew $$(ls $$tmp/*.png | wc -l) PNGs from docs/data"
 
-# 500 kill -9 at seeded random moments of a child's save loop: the checkpoint always loads and at
-# most one stale temporary remains (Tests/c/save_kill.c says what is checked). 20-35 s on 2 busy cores.
-SAVE_KILL := build/bin/save_kill
-$(SAVE_KILL): Tests/c/save_kill.c include/sdlstm.h lib
-	@mkdir -p build/bin
-	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -o $@
-
-test-kill: $(SAVE_KILL)
-	$(SAVE_KILL) 500 1
-
-# The C clients built with AddressSanitizer and UndefinedBehaviorSanitizer against build/lib, each run
-# briefly on slices of the data: any report (leaks included) fails the target. The library itself is
-# not instrumented: this checks the clients and every buffer they hand across the ABI. About 20 s.
-SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
-SANITIZE_DIR   := build/sanitize
-sanitize: lib
-	@mkdir -p $(SANITIZE_DIR)
-	@build() { out=$$1; shift; $(CC) $(CFLAGS) $(SANITIZE_FLAGS) -Iinclude "$$@" -Lbuild/lib -Wl,-rpath,$(CURDIR)/build/lib \
-	  -lsdlstm -lm -o $(SANITIZE_DIR)/$$out || exit 1; }; \
-	build quickstart examples/quickstart.c; build lm $(LM_SOURCES); build ner $(NER_SOURCES); build nmt $(NMT_SOURCES); \
-	build save_kill Tests/c/save_kill.c
+# Data parallelism over real MPI, on a slice of PTB, with structured dropout (masks shared by every
+# rank) and standard (per-sample masks of the global stream): 2 ranks of 10 streams each train as one
+# rank of 20, every step's global loss within 1e-4 relative, and both validate as sdlstm-lm without a
+# reducer does (relative 1e-4). Two ranks add their rows in another order, so their floats differ in
+# the last bits; lr 5, not 20, keeps the first steps' sharp updates from growing that to 1e-4 in 20
+# steps (at lr 20 it reaches 1e-4 by step 20; at lr 5 it stays near 1e-7). A checkpoint of a 2-rank
+# run resumes on 1 rank (the lr schedule decaying after epoch 1) as a straight run goes on.
+test-mpi: $(LM) $(LM_MPI)
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
-	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; \
-	run() { "$$@" > /dev/null 2> $$tmp/stderr || { cat $$tmp/stderr >&2; echo "sanitize: failed: $$*" >&2; exit 1; }; }; \
-	mkdir $$tmp/ptb $$tmp/conll $$tmp/m30k; \
-	for f in train valid test; do head -n 400 data/ptb/ptb.$$f.txt > $$tmp/ptb/ptb.$$f.txt; done; \
-	for f in train dev test; do head -n 1500 data/conll2003/$$f.txt > $$tmp/conll/$$f.txt; done; \
-	for f in train val test_2016_flickr; do for l in de en; do head -n 60 data/multi30k/$$f.$$l > $$tmp/m30k/$$f.$$l; done; done; \
-	d=$(SANITIZE_DIR); \
-	run $$d/quickstart; \
-	run $$d/lm --data $$tmp/ptb --hidden 32 --layers 2 --epochs 1 --max-steps 10 --policy structured --p-nr 0.5 --p-rh 0.3 \
-	  --threads 2 --save $$tmp/lm.h5; \
-	run $$d/lm --data $$tmp/ptb --load $$tmp/lm.h5 --epochs 0; \
-	run $$d/ner --data $$tmp/conll --hidden 32 --epochs 1 --max-steps 5 --threads 2; \
-	run $$d/nmt --data $$tmp/m30k --src de --tgt en --hidden 32 --embed 32 --epochs 1 --max-steps 5 --threads 2 --out $$tmp/hyp.en; \
-	run $$d/save_kill 50 2; \
-	echo "sanitize: quickstart, lm (train, save, load), ner, nmt and save_kill ran clean under ASan + UBSan"
+	head -n 2000 data/ptb/ptb.train.txt > $$tmp/ptb.train.txt; \
+	for s in valid test; do head -n 200 data/ptb/ptb.$$s.txt > $$tmp/ptb.$$s.txt; done; \
+	ppl() { grep -o "\"$$1\":[^,]*" $$2 | cut -d: -f2; }; \
+	for pol in structured standard; do \
+	  args="--data $$tmp --hidden 32 --batch 20 --max-steps 20 --lr 5 --threads 1 --policy $$pol --p-nr 0.5 --p-rh 0.3"; \
+	  $(MPIRUN) -np 2 $(LM_MPI) $$args --loss-log $$tmp/two.txt > $$tmp/two.json 2>/dev/null && \
+	  $(MPIRUN) -np 1 $(LM_MPI) $$args --loss-log $$tmp/one.txt > $$tmp/one.json 2>/dev/null && \
+	  $(LM) $$args > $$tmp/plain.json 2>/dev/null || exit 1; \
+	  paste $$tmp/one.txt $$tmp/two.txt | awk -v pol=$$pol '{ d = ($$2 - $$1) / $$1; if (d < 0) d = -d; if (d > w) w = d; n++ } \
+	    END { printf "mpi: %s: 2 ranks x 10 streams vs 1 x 20: %d step losses, largest relative difference %.1e\n", pol, n, w; \
+	          exit !(n == 20 && w < 1e-4) }' || exit 1; \
+	  awk -v a="$$(ppl valid_ppl $$tmp/two.json)" -v b="$$(ppl valid_ppl $$tmp/one.json)" -v c="$$(ppl valid_ppl $$tmp/plain.json)" -v pol=$$pol \
+	    'function rel(x, y) { return x > y ? (x - y) / y : (y - x) / y } \
+	    BEGIN { printf "mpi: %s: valid ppl after 20 steps: 2 ranks %s, 1 rank %s, sdlstm-lm %s\n", pol, a, b, c; \
+	      exit !(rel(a, c) < 1e-4 && rel(b, c) < 1e-4) }' || exit 1; \
+	done; \
+	args="--data $$tmp --hidden 32 --batch 20 --max-steps 20 --lr 5 --threads 1 --decay-after 1"; \
+	$(MPIRUN) -np 2 $(LM_MPI) $$args --epochs 1 --save $$tmp/two.h5 > /dev/null 2>&1 && \
+	$(MPIRUN) -np 1 $(LM_MPI) --data $$tmp --load $$tmp/two.h5 --epochs 1 --max-steps 20 --threads 1 > $$tmp/resumed.json 2>/dev/null && \
+	$(LM) $$args --epochs 2 > $$tmp/straight.json 2>/dev/null || exit 1; \
+	awk -v a="$$(ppl valid_ppl $$tmp/resumed.json)" -v b="$$(ppl valid_ppl $$tmp/straight.json)" \
+	  'BEGIN { d = (a - b) / b; if (d < 0) d = -d; \
+	    printf "mpi: epoch 1 on 2 ranks, saved, epoch 2 on 1 rank: valid ppl %s; sdlstm-lm 2 epochs straight: %s (relative %.1e)\n", a, b, d; \
+	    exit !(d < 1e-4) }'
 
 # When OpenBLAS runs a pre-AVX2 core on an AVX2/AVX-512 CPU and OPENBLAS_CORETYPE is unset, the
 # remedy for the rest of this recipe line only (tools/blas-coretype.sh says so); tests never set it.

@@ -60,17 +60,19 @@ public func sdlstm_lm_score(_ model: OpaquePointer?, _ tokens: UnsafePointer<Int
     }
 }
 
-private func cOptions(_ o: GenerateOptions, structSize: Int) -> sdlstm_generate_options {
-    sdlstm_generate_options(struct_size: structSize, temperature: o.temperature, top_k: Int32(clamping: o.topK),
-                            seed: o.seed, stop_id: o.stopID)
-}
+/// The core's defaults as the C struct: what sdlstm_generate_options_init fills in, what NULL
+/// options mean, and what fields past a caller's struct_size take.
+private let defaultGenerateOptions: sdlstm_generate_options = {
+    let o = GenerateOptions()
+    return sdlstm_generate_options(struct_size: MemoryLayout<sdlstm_generate_options>.size, temperature: o.temperature,
+                                   top_k: Int32(o.topK), seed: o.seed, stop_id: o.stopID)
+}()
 
 @c @implementation
 public func sdlstm_generate_options_init(_ options: UnsafeMutablePointer<sdlstm_generate_options>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let out = try unwrap(options, "options")
-        let size = try structSize(of: out, "options")
-        copyOut(cOptions(GenerateOptions(), structSize: size), to: out, structSize: size)
+        copyOut(defaultGenerateOptions, to: out, structSize: try structSize(of: out, "options"))
     }
 }
 
@@ -81,12 +83,8 @@ public func sdlstm_lm_generate(_ model: OpaquePointer?, _ prompt: UnsafePointer<
     translate { () throws(SDLSTMError) in
         let lm = try languageModel(model, "sdlstm_lm_generate")
         let ids = try unwrap(prompt, "prompt"), tokens = try unwrap(out, "out"), written = try unwrap(count, "count")
-        var o = GenerateOptions()
-        if let options {
-            let c = try copyIn(options, "options",
-                               defaults: cOptions(o, structSize: MemoryLayout<sdlstm_generate_options>.size))
-            o = GenerateOptions(temperature: c.temperature, topK: Int(c.top_k), seed: c.seed, stopID: c.stop_id)
-        }
+        let c = options == nil ? defaultGenerateOptions : try copyIn(options, "options", defaults: defaultGenerateOptions)
+        let o = GenerateOptions(temperature: c.temperature, topK: Int(c.top_k), seed: c.seed, stopID: c.stop_id)
         written.pointee = Int64(try lm.generate(prompt: ids, count: Int(promptLen), options: o, into: tokens,
                                                 maxTokens: Int(maxTokens)))
     }

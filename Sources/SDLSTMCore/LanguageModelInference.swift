@@ -71,15 +71,13 @@ extension LanguageModel {
         guard state.owner == ObjectIdentifier(self) else { throw .invalid("state was created for another model") }
         let (s, v) = (state.streams, config.vocabSize)
         try checkIDs(tokens, rows: 1, stride: s, below: v, "tokens")
-        try { () throws(SDLSTMError) in
-            let top = try window(tokens, steps: 1, state: state)
-            let logp = output.logProbabilities(top, rows: s)
-            for i in 0..<(s * v) where !logp[i].isFinite {
-                throw .numeric("log-probability \(logp[i]) of token \(i % v) in stream \(i / v); the model's parameters are not finite")
-            }
-            logProbs.update(from: logp, count: s * v)
-            keep(into: state)
-        }()
+        let top = try window(tokens, steps: 1, state: state)
+        let logp = output.logProbabilities(top, rows: s)
+        for i in 0..<(s * v) where !logp[i].isFinite {
+            throw .numeric("log-probability \(logp[i]) of token \(i % v) in stream \(i / v); the model's parameters are not finite")
+        }
+        logProbs.update(from: logp, count: s * v)
+        keep(into: state)
     }
 
     /// log P(tokens[1 ..< n] | tokens[0]) from a zero state, the sum of the n − 1 terms that go to
@@ -90,23 +88,21 @@ extension LanguageModel {
         let v = config.vocabSize
         try checkIDs(tokens, rows: 1, stride: n, below: v, "tokens")
         let state = try LanguageModelState(self, streams: 1)
-        return try { () throws(SDLSTMError) -> Double in
-            var total = 0.0
-            for start in stride(from: 0, to: n - 1, by: Self.inferenceWindow) {
-                let t = min(Self.inferenceWindow, n - 1 - start)
-                let logp = output.logProbabilities(try window(tokens + start, steps: t, state: state), rows: t)
-                for i in 0..<t {
-                    let target = Int(tokens[start + i + 1]), lp = logp[i * v + target]
-                    guard lp.isFinite else {
-                        throw .numeric("log-probability \(lp) of tokens[\(start + i + 1)]; the model's parameters are not finite")
-                    }
-                    tokenLogProbs?[start + i] = lp
-                    total += Double(lp)
+        var total = 0.0
+        for start in stride(from: 0, to: n - 1, by: Self.inferenceWindow) {
+            let t = min(Self.inferenceWindow, n - 1 - start)
+            let logp = output.logProbabilities(try window(tokens + start, steps: t, state: state), rows: t)
+            for i in 0..<t {
+                let target = Int(tokens[start + i + 1]), lp = logp[i * v + target]
+                guard lp.isFinite else {
+                    throw .numeric("log-probability \(lp) of tokens[\(start + i + 1)]; the model's parameters are not finite")
                 }
-                keep(into: state)
+                tokenLogProbs?[start + i] = lp
+                total += Double(lp)
             }
-            return total
-        }()
+            keep(into: state)
+        }
+        return total
     }
 
     /// Feeds `prompt` from a zero state, then samples up to `maxTokens` ids into `out`; returns how
@@ -126,25 +122,23 @@ extension LanguageModel {
         try checkIDs(prompt, rows: 1, stride: promptLength, below: v, "prompt")
         let state = try LanguageModelState(self, streams: 1, sampling: true)
         var rng = Random(seed: o.seed)
-        return try { () throws(SDLSTMError) -> Int in
-            // Only the prompt's last position is sampled from: its other rows skip the output layer.
-            var top: UnsafePointer<Float>! = nil
-            for start in stride(from: 0, to: promptLength, by: Self.inferenceWindow) {
-                let t = min(Self.inferenceWindow, promptLength - start)
-                top = try window(prompt + start, steps: t, state: state) + (t - 1) * config.hiddenSize
-                keep(into: state)
-            }
-            var written = 0
-            while true {
-                let logp = output.logProbabilities(top, rows: 1)
-                let token = try sample(logp, o, state, &rng)
-                out[written] = token
-                written += 1
-                if token == o.stopID || written == maxTokens { return written }
-                top = try withUnsafePointer(to: token) { (p) throws(SDLSTMError) in try window(p, steps: 1, state: state) }
-                keep(into: state)
-            }
-        }()
+        // Only the prompt's last position is sampled from: its other rows skip the output layer.
+        var top: UnsafePointer<Float>! = nil
+        for start in stride(from: 0, to: promptLength, by: Self.inferenceWindow) {
+            let t = min(Self.inferenceWindow, promptLength - start)
+            top = try window(prompt + start, steps: t, state: state) + (t - 1) * config.hiddenSize
+            keep(into: state)
+        }
+        var written = 0
+        while true {
+            let logp = output.logProbabilities(top, rows: 1)
+            let token = try sample(logp, o, state, &rng)
+            out[written] = token
+            written += 1
+            if token == o.stopID || written == maxTokens { return written }
+            top = try withUnsafePointer(to: token) { (p) throws(SDLSTMError) in try window(p, steps: 1, state: state) }
+            keep(into: state)
+        }
     }
 
     /// The top layer's outputs (T × streams × H, time-major) of `steps` tokens per stream

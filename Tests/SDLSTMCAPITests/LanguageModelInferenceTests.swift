@@ -152,6 +152,34 @@ final class LanguageModelInferenceTests: XCTestCase {
         }
     }
 
+    /// The model's threads split inference's GEMMs too (by columns: 4H and V are at least 64 per
+    /// thread here) and its softmax rows: the same log-probs to float rounding.
+    func testThreadsGiveTheSameLogProbs() {
+        let v: Int32 = 200
+        let m = makeModel(smallConfig(vocab: v, embed: 16, hidden: 64, layers: 2, initScale: 0.3))
+        defer { sdlstm_model_free(m) }
+        let tokens = (0..<100).map { Int32(($0 * 37 + 11) % Int(v)) }
+        func scored() -> (Double, [Float]) {
+            var total = 0.0
+            var terms = [Float](repeating: .nan, count: tokens.count - 1)
+            XCTAssertEqual(sdlstm_lm_score(m, tokens, Int64(tokens.count), &total, &terms), OK, lastError())
+            return (total, terms)
+        }
+        let (one, terms) = scored()
+        XCTAssertEqual(sdlstm_set_num_threads(m, 3), OK)
+        let (three, threeTerms) = scored()
+        XCTAssertEqual(three, one, accuracy: 1e-6 * abs(one))
+        for i in terms.indices { XCTAssertEqual(threeTerms[i], terms[i], accuracy: 1e-5) }
+        let state = makeState(m, streams: 4)
+        defer { sdlstm_lm_state_free(state) }
+        var rows = [Float](repeating: 0, count: 4 * Int(v))
+        for t in 0..<10 {
+            XCTAssertEqual(sdlstm_lm_next(m, state, [tokens[t], 0, tokens[t], 1], &rows), OK, lastError())
+            XCTAssertEqual(rows[Int(tokens[t + 1])], terms[t], accuracy: 1e-5)
+            XCTAssertEqual(rows[2 * Int(v) + Int(tokens[t + 1])], terms[t], accuracy: 1e-5)
+        }
+    }
+
     func testGenerateIsReproducibleBySeed() {
         let m = trainedModel()
         defer { sdlstm_model_free(m) }
