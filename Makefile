@@ -12,10 +12,11 @@ THREADS  ?= $(shell nproc 2>/dev/null || echo 1)
 
 # The system packages the library needs (Debian names), and those only the tests need: h5dump, the
 # PyTorch cross-check of checkpoints (tools/checkpoint_to_torch.py), CMake and g++ for the C++
-# consumer, and tools/plot.py's matplotlib.
+# consumer, tools/plot.py's matplotlib, and MPI for the data-parallel example (the library itself
+# never links MPI).
 DEB_PACKAGES      := libopenblas-dev libhdf5-dev pkg-config
 DEB_PLOT_PACKAGES := python3-matplotlib
-DEB_TEST_PACKAGES := hdf5-tools python3-torch python3-h5py cmake g++ $(DEB_PLOT_PACKAGES)
+DEB_TEST_PACKAGES := hdf5-tools python3-torch python3-h5py cmake g++ $(DEB_PLOT_PACKAGES) openmpi-bin libopenmpi-dev
 
 LIB_SCRATCH := .build-lib
 MAJOR       := $(firstword $(subst ., ,$(VERSION)))
@@ -25,8 +26,11 @@ LIB         := build/lib/libsdlstm.so
 LM          := build/bin/sdlstm-lm
 NER         := build/bin/sdlstm-ner
 NMT         := build/bin/sdlstm-nmt
+LM_MPI      := build/bin/sdlstm-lm-mpi
+# Open MPI refuses root unless told; --oversubscribe lets a machine with fewer cores than ranks run them.
+MPIRUN      := $(if $(filter 0,$(shell id -u)),OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --allow-run-as-root,mpirun) --oversubscribe
 
-.PHONY: help deps lib examples test test-swift test-abi test-install install uninstall demo bench clean deps-test test-checkpoints \
+.PHONY: help deps lib examples examples-mpi test-mpi test test-swift test-abi test-install install uninstall demo bench clean deps-test test-checkpoints \
   test-kill sanitize test-apply test-plot plot
 
 help:
@@ -38,6 +42,7 @@ help:
 	@echo "make install  [DESTDIR=] [PREFIX=/usr/local] [LIBDIR=PREFIX/lib] [INCLUDEDIR=PREFIX/include]:"
 	@echo "              the stripped library with its SONAME links, sdlstm.h, sdlstm.pc, the CMake package"
 	@echo "make uninstall  the same variables: removes every file make install wrote"
+	@echo "make examples-mpi build/bin/sdlstm-lm-mpi (the PTB LM data-parallel over MPI; needs libopenmpi-dev)"
 	@echo "make bench    kernel and training-step benchmarks (JSON lines), PyTorch beside them if installed"
 	@echo "make sanitize the C examples and test drivers built with ASan + UBSan, each run briefly"
 	@echo "make plot     docs/*.png from the JSON lines in docs/data (tools/plot.py, python3-matplotlib)"
@@ -96,6 +101,15 @@ $(NMT): $(NMT_SOURCES) $(EXAMPLE_HEADERS) lib
 
 examples: $(LM) $(NER) $(NMT)
 
+# The MPI variant of the LM trainer: lm_task.c's data and epoch, its own reduction; mpicc links MPI
+# into the program only.
+$(LM_MPI): CC = mpicc
+$(LM_MPI): examples/lm/lm_mpi.c examples/lm/lm_task.c $(EXAMPLE_COMMON) $(EXAMPLE_HEADERS) lib
+	@mkdir -p build/bin
+	$(EXAMPLE_LINK)
+
+examples-mpi: $(LM_MPI)
+
 # What make install writes, relative to DESTDIR; make uninstall removes exactly these.
 INSTALLED := $(LIBDIR)/$(notdir $(LIB_REAL)) $(LIBDIR)/$(SONAME) $(LIBDIR)/libsdlstm.so \
   $(INCLUDEDIR)/sdlstm.h $(LIBDIR)/pkgconfig/sdlstm.pc \
@@ -149,7 +163,7 @@ test-install: lib
 	left=$$(find $$tmp/usr \( -type f -o -type l \) -print); \
 	if [ -n "$$left" ]; then echo "uninstall left: $$left" >&2; exit 1; fi; echo "install: make uninstall removed every installed file"
 
-test: deps deps-test test-swift test-abi test-install test-checkpoints test-apply test-plot test-kill sanitize
+test: deps deps-test test-swift test-abi test-install test-checkpoints test-apply test-plot test-kill sanitize test-mpi
 
 # Release mode: the kernels are SIMD code that is far too slow unoptimised for the training tests.
 test-swift: deps deps-test
@@ -163,7 +177,8 @@ test-abi: lib examples
 	  diff <(echo "$$hdr") <(echo "$$exp"); exit 1; fi; \
 	echo "abi: libsdlstm.so exports exactly the $$(echo "$$hdr" | wc -l) functions of include/sdlstm.h"
 	@if readelf -d $(LIB) | grep -q 'libswift'; then echo "libsdlstm.so depends on the Swift runtime" >&2; exit 1; fi
-	@echo "abi: libsdlstm.so needs no Swift runtime library"
+	@if readelf -d $(LIB) | grep -qi 'mpi'; then echo "libsdlstm.so depends on MPI" >&2; exit 1; fi
+	@echo "abi: libsdlstm.so needs no Swift runtime library and no MPI"
 	$(LM) --data data/ptb --hidden 32 --layers 2 --epochs 1 --max-steps 20 --policy structured --p-nr 0.5 --p-rh 0.3 >/dev/null
 
 # The LM example's checkpoints, on a slice of PTB so that it takes seconds: two epochs straight, or one,
@@ -326,6 +341,40 @@ test-plot: deps-test
 	if /usr/bin/python3 tools/plot.py steps $$tmp/bad.png docs/data/lm-structured.jsonl 2>/dev/null; then \
 	  echo "plot: plot.py drew bench speeds from epoch lines" >&2; exit 1; fi; \
 	echo "plot: tools/plot.py drew $$(ls $$tmp/*.png | wc -l) PNGs from docs/data"
+
+# Data parallelism over real MPI, on a slice of PTB, with structured dropout (masks shared by every
+# rank) and standard (per-sample masks of the global stream): 2 ranks of 10 streams each train as one
+# rank of 20, every step's global loss within 1e-4 relative, and both validate as sdlstm-lm without a
+# reducer does (relative 1e-4). Two ranks add their rows in another order, so their floats differ in
+# the last bits; lr 5, not 20, keeps the first steps' sharp updates from growing that to 1e-4 in 20
+# steps (at lr 20 it reaches 1e-4 by step 20; at lr 5 it stays near 1e-7). A checkpoint of a 2-rank
+# run resumes on 1 rank (the lr schedule decaying after epoch 1) as a straight run goes on.
+test-mpi: $(LM) $(LM_MPI)
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	head -n 2000 data/ptb/ptb.train.txt > $$tmp/ptb.train.txt; \
+	for s in valid test; do head -n 200 data/ptb/ptb.$$s.txt > $$tmp/ptb.$$s.txt; done; \
+	ppl() { grep -o "\"$$1\":[^,]*" $$2 | cut -d: -f2; }; \
+	for pol in structured standard; do \
+	  args="--data $$tmp --hidden 32 --batch 20 --max-steps 20 --lr 5 --threads 1 --policy $$pol --p-nr 0.5 --p-rh 0.3"; \
+	  $(MPIRUN) -np 2 $(LM_MPI) $$args --loss-log $$tmp/two.txt > $$tmp/two.json 2>/dev/null && \
+	  $(MPIRUN) -np 1 $(LM_MPI) $$args --loss-log $$tmp/one.txt > $$tmp/one.json 2>/dev/null && \
+	  $(LM) $$args > $$tmp/plain.json 2>/dev/null || exit 1; \
+	  paste $$tmp/one.txt $$tmp/two.txt | awk -v pol=$$pol '{ d = ($$2 - $$1) / $$1; if (d < 0) d = -d; if (d > w) w = d; n++ } \
+	    END { printf "mpi: %s: 2 ranks x 10 streams vs 1 x 20: %d step losses, largest relative difference %.1e\n", pol, n, w; \
+	          exit !(n == 20 && w < 1e-4) }' || exit 1; \
+	  awk -v a="$$(ppl valid_ppl $$tmp/two.json)" -v b="$$(ppl valid_ppl $$tmp/one.json)" -v c="$$(ppl valid_ppl $$tmp/plain.json)" -v pol=$$pol \
+	    'function rel(x, y) { return x > y ? (x - y) / y : (y - x) / y } \
+	    BEGIN { printf "mpi: %s: valid ppl after 20 steps: 2 ranks %s, 1 rank %s, sdlstm-lm %s\n", pol, a, b, c; \
+	      exit !(rel(a, c) < 1e-4 && rel(b, c) < 1e-4) }' || exit 1; \
+	done; \
+	args="--data $$tmp --hidden 32 --batch 20 --max-steps 20 --lr 5 --threads 1 --decay-after 1"; \
+	$(MPIRUN) -np 2 $(LM_MPI) $$args --epochs 1 --save $$tmp/two.h5 > /dev/null 2>&1 && \
+	$(MPIRUN) -np 1 $(LM_MPI) --data $$tmp --load $$tmp/two.h5 --epochs 1 --max-steps 20 --threads 1 > $$tmp/resumed.json 2>/dev/null && \
+	$(LM) $$args --epochs 2 > $$tmp/straight.json 2>/dev/null || exit 1; \
+	awk -v a="$$(ppl valid_ppl $$tmp/resumed.json)" -v b="$$(ppl valid_ppl $$tmp/straight.json)" \
+	  'BEGIN { d = (a - b) / b; if (d < 0) d = -d; \
+	    printf "mpi: epoch 1 on 2 ranks, saved, epoch 2 on 1 rank: valid ppl %s; sdlstm-lm 2 epochs straight: %s (relative %.1e)\n", a, b, d; \
+	    exit !(d < 1e-4) }'
 
 # When OpenBLAS runs a pre-AVX2 core on an AVX2/AVX-512 CPU and OPENBLAS_CORETYPE is unset, the
 # remedy for the rest of this recipe line only (tools/blas-coretype.sh says so); tests never set it.

@@ -20,7 +20,7 @@ let package = Package(
         .target(name: "SDLSTMCAPI", dependencies: ["CSDLSTM", "SDLSTMCore"], exclude: ["sdlstm.map"]),
         .target(name: "SDLSTM", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),
         .executableTarget(name: "sdlstm-bench", dependencies: ["SDLSTMCore", "CKernels"], path: "bench",
-                          exclude: ["pytorch_reference.py", "summarize.py", "compare.md"], swiftSettings: [.swiftLanguageMode(.v5)]),
+                          exclude: ["pytorch_reference.py", "summarize.py", "compare.md", "mpi.sh"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "SDLSTMCoreTests", dependencies: ["SDLSTMCore", "COpenBLAS", "CKernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SDLSTMCAPITests", dependencies: ["CSDLSTM", "SDLSTMCAPI", "COpenBLAS"]),
         .testTarget(name: "SDLSTMTests", dependencies: ["SDLSTM"], resources: [.copy("Resources")]),

@@ -40,7 +40,7 @@ typedef enum sdlstm_status {
     SDLSTM_OK = 0,
     SDLSTM_E_INVALID = 1,  /* a NULL pointer, a size or id out of range, a bad enum value */
     SDLSTM_E_NOMEM = 2,    /* an allocation failed */
-    SDLSTM_E_IO = 3,       /* a file could not be read or written */
+    SDLSTM_E_IO = 3,       /* a file could not be read or written, or the gradient reducer failed */
     SDLSTM_E_FORMAT = 4,   /* a file is not what it claims to be */
     SDLSTM_E_NUMERIC = 5,  /* a non-finite loss or gradient (the update was skipped), or decoding scores */
     SDLSTM_E_STATE = 6     /* the call does not fit the model's current state */
@@ -219,6 +219,47 @@ sdlstm_status sdlstm_evaluate(sdlstm_model *model, const sdlstm_batch *batch, sd
 /* Zeroes the carried hidden state, e.g. at the start of an epoch or before evaluating. A batch
  * whose size differs from the carried state's fails with SDLSTM_E_STATE until this is called. */
 sdlstm_status sdlstm_reset_state(sdlstm_model *model);
+
+/* ---- Data-parallel training (several processes or machines) ----
+ * N replicas of one model (same config, seed and settings) each step their shard of a global batch
+ * and the host sums their gradients with its own communication (MPI_Allreduce, NCCL, ...); the
+ * library links none. N replicas then train as one process on the global batch: the loss is the
+ * mean over the global batch's tokens, clipping uses the norm of the summed gradient, and every
+ * replica draws the masks of the whole global batch from the same stream (sdlstm_set_batch_shard),
+ * so structured masks are the same on every replica and sample i's per-sample masks do not depend
+ * on the split. Every replica's batches must have the same seq_len and target_len (pad a shard to
+ * the global batch's longest row). One replica saves checkpoints; any replica count may load one
+ * (the LM's carried state is its saver's shard: call sdlstm_reset_state on a different split). */
+
+/* The number of doubles in a reducer's totals: [0] the loss sum, [1] the token count. */
+#define SDLSTM_REDUCER_TOTALS 2
+
+/* Sums values[0..count) and totals[0..SDLSTM_REDUCER_TOTALS) over every replica, in place, with the
+ * same result on every replica (MPI_Allreduce with MPI_IN_PLACE and MPI_SUM), and returns 0; any
+ * other value fails the step. A step calls it twice, in the same order on every replica, since
+ * embedding gradients are sparse: (1) values holds, for every embedding row in order, 1 if this
+ * replica's batch used it, else 0; totals its loss sum and token count. (2) Unless the summed loss
+ * is not finite (then the step ends, SDLSTM_E_NUMERIC on every replica): values holds this
+ * replica's gradient of its summed token loss, the dense parameters in the model's order, then the
+ * rows some replica used of each embedding (ascending); totals are 0. A replica whose loss is not
+ * finite passes no rows and a NaN loss sum, so that every replica skips the update together. */
+typedef int32_t (*sdlstm_gradient_reducer)(float *values, int64_t count, double *totals, void *user_data);
+
+/* Makes sdlstm_step call reducer (NULL: none, the default) with user_data, synchronously on the
+ * calling thread, between the backward pass and the update. Each replica must call
+ * sdlstm_step equally often, since every step reduces; a step that fails before the reduction
+ * (SDLSTM_E_INVALID, SDLSTM_E_STATE) does not call it. With a reducer, stats are those of the global
+ * batch (loss, tokens, grad_norm) and SDLSTM_E_NUMERIC means some replica's loss or gradient was not
+ * finite: every replica skipped the update. A reducer returning nonzero fails the step with
+ * SDLSTM_E_IO, the model unchanged (the host decides whether the replicas still agree). The
+ * callback may not call into this model; replicas in one process may step at once, each on its own
+ * thread, and each calls its reducer there. Not saved in checkpoints. */
+sdlstm_status sdlstm_set_gradient_reducer(sdlstm_model *model, sdlstm_gradient_reducer reducer, void *user_data);
+
+/* This replica's batches are rows offset .. offset + batch_size - 1 of a global batch of
+ * global_batch_size rows; masks are drawn for the global batch. Default 0, 0: the batch is the
+ * whole batch. A step whose batch passes the global batch is SDLSTM_E_INVALID. */
+sdlstm_status sdlstm_set_batch_shard(sdlstm_model *model, int64_t offset, int64_t global_batch_size);
 
 /* ---- Using a trained language model ---- */
 

@@ -5,6 +5,7 @@ import CSDLSTM
 /// Owns one `sdlstm_model` handle, freed on deinit. Use a model from one thread at a time.
 public final class LanguageModel: TrainableModel {
     public let handle: OpaquePointer
+    public let replica = Replica()
 
     /// Creates a model with freshly initialised parameters, no dropout, SGD with learning rate 1.
     public init(_ config: LanguageModelConfig) throws(SDLSTMError) {

@@ -6,6 +6,7 @@ import CSDLSTM
 /// on deinit. Use a tagger from one thread at a time.
 public final class Tagger: TrainableModel {
     public let handle: OpaquePointer
+    public let replica = Replica()
 
     /// Creates a tagger with freshly initialised parameters, no dropout, SGD with learning rate 1.
     public init(_ config: TaggerConfig) throws(SDLSTMError) {

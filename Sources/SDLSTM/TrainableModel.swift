@@ -5,6 +5,8 @@ import CSDLSTM
 public protocol TrainableModel: AnyObject {
     /// The C handle, for calls the wrapper does not cover; owned by the model, freed with it.
     var handle: OpaquePointer { get }
+    /// Its data-parallel reducer (DataParallel.swift).
+    var replica: Replica { get }
 }
 
 extension TrainableModel {

@@ -76,6 +76,7 @@ public struct Hypothesis: Equatable, Sendable {
 /// freed on deinit. Use a translator from one thread at a time.
 public final class Translator: TrainableModel {
     public let handle: OpaquePointer
+    public let replica = Replica()
     public let bos: Int32, eos: Int32
 
     /// Creates a translator with freshly initialised parameters, no dropout, SGD with learning rate 1.

@@ -78,8 +78,11 @@ public final class DropoutMask {
         }
     }
 
-    /// Draws this window's masks unless they are frozen or were given explicitly.
-    public func sample(steps: Int, batch: Int, rng: inout Random) {
+    /// Draws this window's masks unless they are frozen or were given explicitly. A per-sample mask
+    /// is drawn for the whole global batch of `shard`, each step's rows in order, and keeps this
+    /// batch's rows: sample i of the global batch gets the same mask however the batch is split, and
+    /// the stream advances by as much on every replica.
+    public func sample(steps: Int, batch: Int, rng: inout Random, shard: BatchShard = BatchShard()) {
         if hasExplicit || (frozen && self.steps == steps && self.batch == batch) { return }
         self.steps = steps
         self.batch = batch
@@ -92,8 +95,15 @@ public final class DropoutMask {
         let nRows = perSample ? batch : 1
         rowStride = perSample ? width : 0
         stepStride = perStep ? nRows * width : 0
-        for i in 0..<(nSteps * nRows * width) {
-            values[i] = rng.uniform() < p ? 0 : scale
+        let (before, after) = perSample ? shard.margins(batch: batch) : (0, 0)
+        var i = 0
+        for _ in 0..<nSteps {
+            rng.discard(before * width)
+            for _ in 0..<(nRows * width) {
+                values[i] = rng.uniform() < p ? 0 : scale
+                i += 1
+            }
+            rng.discard(after * width)
         }
         if setting.policy.isStructured { buildColumns(scale: scale) }
     }

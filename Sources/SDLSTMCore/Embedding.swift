@@ -25,6 +25,9 @@ public final class Embedding {
         if touchedRows.capacity < steps * batch { touchedRows.reserveCapacity(steps * batch) }
     }
 
+    /// Whether the last backward gave row r a gradient.
+    func isTouched(_ r: Int) -> Bool { touched[r] }
+
     /// Looks up batch-major tokens into a time-major T × B × E buffer.
     func forward(_ tokens: UnsafePointer<Int32>) -> UnsafeMutablePointer<Float> {
         for t in 0..<steps {

@@ -8,6 +8,7 @@ public final class LanguageModel: Model {
     public var optimizer = Optimizer()
     public let compute = Compute()
     public var rng = Random(seed: 0)
+    public let dataParallel = DataParallel()
 
     private var stateH: [Buffer] = [], stateC: [Buffer] = []
     /// Batch size of the carried state; nil while the state is zero (fits any batch).

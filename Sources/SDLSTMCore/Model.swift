@@ -41,6 +41,8 @@ public protocol Model: AnyObject {
     /// The model's threads; its layers share it.
     var compute: Compute { get }
     var rng: Random { get set }
+    /// Its shard of a global batch and the host's gradient reduction (DataParallel.swift).
+    var dataParallel: DataParallel { get }
     /// The masks a dropout site drives (empty: the model lacks the site).
     func masks(at site: DropoutSite) -> [DropoutMask]
     /// Every LSTM layer, and every other masked linear map, of the model: the GEMMs of a step.
@@ -93,29 +95,56 @@ extension Model {
         return parameters.filter { !sparse.contains(ObjectIdentifier($0)) }
     }
 
-    /// Forward, backward, clip, update. A non-finite loss or gradient changes nothing, not even
-    /// the random stream, so the caller may skip the batch and go on.
+    /// Forward, backward, (reduce), clip, update. A non-finite loss or gradient changes nothing, not
+    /// even the random stream, so the caller may skip the batch and go on; with a reducer, a
+    /// non-finite loss or gradient on any replica makes every replica skip (the NaN reaches every
+    /// sum), and a failing reducer changes nothing either.
     public func step(_ batch: Batch) throws(SDLSTMError) -> StepStats {
         // epoch_step never exceeds step, so this bound keeps both increments below from overflowing.
         guard optimizer.progress.step < TrainingProgress.maxCount else {
             throw .state("training/step is \(optimizer.progress.step), at or past 2^53, the most steps a model counts")
         }
+        try dataParallel.shard.check(batch: batch.batchSize)
         let savedRNG = rng
         var stats = try lossAndGradients(batch)
-        guard stats.loss.isFinite else {
-            rng = savedRNG
-            throw .numeric("training loss is \(stats.loss); the update was skipped")
+        if let reducer = dataParallel.reducer {
+            let reduced: ReducedGradients
+            do throws(SDLSTMError) { reduced = try dataParallel.reduce(self, stats, reducer) } catch {
+                rng = savedRNG
+                throw error
+            }
+            stats = reduced.stats
+            guard stats.loss.isFinite else {
+                rng = savedRNG
+                throw .numeric("training loss over the replicas is \(stats.loss); every replica skipped the update")
+            }
+            // The sums of the replicas' summed-loss gradients: the mean's are 1/N of them.
+            let perToken = 1 / Double(stats.tokens)
+            let norm = Optimizer.squaredNorm(reduced.normSpans, pool: compute.pool).squareRoot() * perToken
+            guard norm.isFinite else {
+                rng = savedRNG
+                throw .numeric("gradient norm over the replicas is \(norm); every replica skipped the update")
+            }
+            let a = -optimizer.stepScale(norm) * Float(perToken)
+            optimizer.update(reduced.dense, by: a, pool: compute.pool)
+            for r in reduced.rows { optimizer.update(r.embedding, rows: r.rows, grad: r.grad, by: a) }
+            stats.gradNorm = norm
+        } else {
+            guard stats.loss.isFinite else {
+                rng = savedRNG
+                throw .numeric("training loss is \(stats.loss); the update was skipped")
+            }
+            let norm = Optimizer.gradientNorm(denseParameters, embeddings: embeddings, pool: compute.pool)
+            guard norm.isFinite else {
+                rng = savedRNG
+                throw .numeric("gradient norm is \(norm); the update was skipped")
+            }
+            optimizer.update(denseParameters, embeddings: embeddings, gradNorm: norm, pool: compute.pool)
+            stats.gradNorm = norm
         }
-        let norm = Optimizer.gradientNorm(denseParameters, embeddings: embeddings, pool: compute.pool)
-        guard norm.isFinite else {
-            rng = savedRNG
-            throw .numeric("gradient norm is \(norm); the update was skipped")
-        }
-        optimizer.update(denseParameters, embeddings: embeddings, gradNorm: norm, pool: compute.pool)
         optimizer.progress.step += 1
         optimizer.progress.epochStep += 1
         commitState(batch)
-        stats.gradNorm = norm
         return stats
     }
 
@@ -149,10 +178,10 @@ extension Model {
 
     public func seed(_ seed: UInt64) { rng = Random(seed: seed) }
 
-    /// Draws this batch's masks at every site.
+    /// Draws this batch's masks at every site, as rows of the global batch (BatchShard).
     func sampleMasks(steps: Int, batch: Int) {
         for site in DropoutSite.allCases {
-            for m in masks(at: site) { m.sample(steps: steps, batch: batch, rng: &rng) }
+            for m in masks(at: site) { m.sample(steps: steps, batch: batch, rng: &rng, shard: dataParallel.shard) }
         }
     }
 }

@@ -47,14 +47,23 @@ public struct Optimizer: Sendable {
     }
 
     /// Global L2 norm of the gradients, accumulated in double; the embedding counts its used rows only
-    /// (the others are zero). Dense parameters are summed in fixed chunks, in parallel, and the
-    /// chunk sums added in order: the same bits on any thread count.
+    /// (the others are zero).
     static func gradientNorm(_ dense: [Parameter], embeddings: [Embedding], pool: ThreadPool? = nil) -> Double {
+        var sum = squaredNorm(dense.map(GradientSpan.init), pool: pool)
+        for e in embeddings {
+            for r in e.touchedRows { sum += sumOfSquares(e.table.grad.ptr + Int(r) * e.width, e.width) }
+        }
+        return sum.squareRoot()
+    }
+
+    /// Σ g² over the spans, in double. Each span is summed in fixed chunks, in parallel, and the
+    /// chunk sums added in order: the same bits on any thread count.
+    static func squaredNorm(_ spans: [GradientSpan], pool: ThreadPool?) -> Double {
         var sum = 0.0
-        for p in dense {
-            let chunks = (p.count + chunk - 1) / chunk
-            if chunks <= 1 || pool == nil { sum += sumOfSquares(p.grad.ptr, p.count); continue }
-            let grad = p.grad.ptr, count = p.count
+        for s in spans {
+            let chunks = (s.count + chunk - 1) / chunk
+            if chunks <= 1 || pool == nil { sum += sumOfSquares(s.grad, s.count); continue }
+            let grad = s.grad, count = s.count
             // On the stack: a few KiB even for the largest parameter, and no malloc per step.
             sum += withUnsafeTemporaryAllocation(of: Double.self, capacity: chunks) { partial in
                 pool!.forChunks(chunks) { r in
@@ -63,20 +72,41 @@ public struct Optimizer: Sendable {
                 return partial.reduce(0, +)
             }
         }
-        for e in embeddings {
-            for r in e.touchedRows { sum += sumOfSquares(e.table.grad.ptr + Int(r) * e.width, e.width) }
-        }
-        return sum.squareRoot()
+        return sum
     }
 
     /// θ ← θ − lr · scale · g; dense parameters in parallel chunks (memory-bound, so the second
     /// core's bandwidth is the gain), the embedding on its used rows.
     func update(_ dense: [Parameter], embeddings: [Embedding], gradNorm: Double, pool: ThreadPool? = nil) {
+        let a = -stepScale(gradNorm)
+        update(dense.map(GradientSpan.init), by: a, pool: pool)
+        for e in embeddings {
+            for r in e.touchedRows {
+                let off = Int(r) * e.width
+                axpy(a, e.table.grad.ptr + off, e.table.value.ptr + off, e.width)
+            }
+        }
+    }
+
+    /// lr, shrunk so that the step's gradient norm is at most clipNorm.
+    func stepScale(_ gradNorm: Double) -> Float {
         var scale = learningRate
         if clipNorm > 0 && gradNorm > Double(clipNorm) { scale *= Float(Double(clipNorm) / gradNorm) }
-        let a = -scale
-        for p in dense {
-            let grad = p.grad.ptr, value = p.value.ptr, count = p.count
+        return scale
+    }
+
+    /// Row rows[i] of the embedding += a · grad[i * width ..< (i + 1) * width].
+    func update(_ e: Embedding, rows: [Int32], grad: UnsafePointer<Float>, by a: Float) {
+        for (i, r) in rows.enumerated() {
+            let off = Int(r) * e.width
+            axpy(a, grad + i * e.width, e.table.value.ptr + off, e.width)
+        }
+    }
+
+    /// value += a · grad over each span, in parallel chunks.
+    func update(_ spans: [GradientSpan], by a: Float, pool: ThreadPool?) {
+        for s in spans {
+            let grad = s.grad, value = s.value, count = s.count
             let chunks = (count + Optimizer.chunk - 1) / Optimizer.chunk
             let run = { (r: Range<Int>) in
                 for c in r {
@@ -86,16 +116,23 @@ public struct Optimizer: Sendable {
             }
             if let pool, chunks > 1 { pool.forChunks(chunks, run) } else { run(0..<chunks) }
         }
-        for e in embeddings {
-            for r in e.touchedRows {
-                let off = Int(r) * e.width
-                axpy(a, e.table.grad.ptr + off, e.table.value.ptr + off, e.width)
-            }
-        }
     }
 
     /// Elements per parallel chunk of the norm and the update.
     static let chunk = 1 << 16
+}
+
+/// A gradient and the values it updates, `count` floats each.
+struct GradientSpan {
+    let grad: UnsafePointer<Float>
+    let value: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(grad: UnsafePointer<Float>, value: UnsafeMutablePointer<Float>, count: Int) {
+        (self.grad, self.value, self.count) = (grad, value, count)
+    }
+
+    init(_ p: Parameter) { self.init(grad: p.grad.ptr, value: p.value.ptr, count: p.count) }
 }
 
 private func sumOfSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Double {

@@ -35,6 +35,11 @@ public struct Random {
         Float(next() >> 40) * (1.0 / 16_777_216.0)
     }
 
+    /// Advances the stream by n draws: the other replicas' rows of a per-sample mask.
+    public mutating func discard(_ n: Int) {
+        for _ in 0..<n { _ = next() }
+    }
+
     /// Uniform in [0, 1) with 53 bits: sampling from a distribution whose small probabilities a
     /// 24-bit draw could not resolve.
     @inline(__always)

@@ -34,6 +34,7 @@ public final class Tagger: Model {
     public var optimizer = Optimizer()
     public let compute = Compute()
     public var rng = Random(seed: 0)
+    public let dataParallel = DataParallel()
     /// Set with `setTagNames`; nil until then.
     public private(set) var tagNames: [String]?
     public private(set) var tagScheme: TagScheme = .none

@@ -27,6 +27,7 @@ public final class Translator: Model {
     public var optimizer = Optimizer()
     public let compute = Compute()
     public var rng = Random(seed: 0)
+    public let dataParallel = DataParallel()
 
     // This batch.
     private var sourceSteps = 0, targetSteps = 0, batch = 0
@@ -115,16 +116,16 @@ public final class Translator: Model {
     public func trainingLoss(_ batch: Batch) throws(SDLSTMError) -> StepStats {
         try prepare(batch)
         // The encoder's masks span the source steps, the decoder's and the generator's the target steps.
-        let b = self.batch
+        let (b, shard) = (self.batch, dataParallel.shard)
         for lstm in encoder.flatMap(\.directions) {
-            lstm.inputDropout.sample(steps: sourceSteps, batch: b, rng: &rng)
-            lstm.recurrentDropout.sample(steps: sourceSteps, batch: b, rng: &rng)
+            lstm.inputDropout.sample(steps: sourceSteps, batch: b, rng: &rng, shard: shard)
+            lstm.recurrentDropout.sample(steps: sourceSteps, batch: b, rng: &rng, shard: shard)
         }
         for lstm in decoder {
-            lstm.inputDropout.sample(steps: targetSteps, batch: b, rng: &rng)
-            lstm.recurrentDropout.sample(steps: targetSteps, batch: b, rng: &rng)
+            lstm.inputDropout.sample(steps: targetSteps, batch: b, rng: &rng, shard: shard)
+            lstm.recurrentDropout.sample(steps: targetSteps, batch: b, rng: &rng, shard: shard)
         }
-        generator.dropout.sample(steps: targetSteps, batch: b, rng: &rng)
+        generator.dropout.sample(steps: targetSteps, batch: b, rng: &rng, shard: shard)
         return StepStats(loss: forward(dropout: true), tokens: predicted)
     }
 
