@@ -57,14 +57,6 @@ public final class LanguageModel: Model {
 
     public func resetState() { carriedBatch = nil }
 
-    public func lossAndGradients(_ batch: Batch) throws(SDLSTMError) -> StepStats {
-        var stats = try trainingLoss(batch)
-        guard stats.loss.isFinite else { return stats }
-        backward(batch)
-        stats.skippedMACsFraction = skippedMACsFraction
-        return stats
-    }
-
     /// Training loss (dropout on) without gradients; with frozen masks, a function of the parameters
     /// alone — what a finite-difference check needs.
     public func trainingLoss(_ batch: Batch) throws(SDLSTMError) -> StepStats {
@@ -147,7 +139,7 @@ public final class LanguageModel: Model {
         return output.forward(x, targets: targets, dropout: dropout)
     }
 
-    private func backward(_ batch: Batch) {
+    public func backward(_ batch: Batch) {
         output.backward(targets: targets)
         var dOut = output.dInput.ptr
         for layer in layers.reversed() {

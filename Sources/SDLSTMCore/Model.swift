@@ -48,9 +48,11 @@ public protocol Model: AnyObject {
     /// Every LSTM layer, and every other masked linear map, of the model: the GEMMs of a step.
     var lstmLayers: [LSTMLayer] { get }
     var projections: [MaskedLinear] { get }
-    /// Mean training loss (dropout on, masks drawn for this batch) and every gradient; changes
-    /// neither the parameters nor any carried state.
-    func lossAndGradients(_ batch: Batch) throws(SDLSTMError) -> StepStats
+    /// Mean training loss (dropout on, masks drawn for this batch) without gradients; with frozen
+    /// masks a function of the parameters alone, which is what a finite-difference check needs.
+    func trainingLoss(_ batch: Batch) throws(SDLSTMError) -> StepStats
+    /// Every gradient of the loss the last `trainingLoss` computed (overwritten).
+    func backward(_ batch: Batch)
     /// Mean loss without dropout; on a finite loss, keeps whatever state the task carries.
     func evaluationLoss(_ batch: Batch) throws(SDLSTMError) -> StepStats
     /// Keeps the state a successful step leaves (the LM's hidden state); nothing for other tasks.
@@ -74,6 +76,15 @@ public struct StateTensor: Equatable, Sendable {
 
 extension Model {
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    /// Mean training loss and every gradient; changes neither the parameters nor any carried state.
+    public func lossAndGradients(_ batch: Batch) throws(SDLSTMError) -> StepStats {
+        var stats = try trainingLoss(batch)
+        guard stats.loss.isFinite else { return stats }
+        backward(batch)
+        stats.skippedMACsFraction = skippedMACsFraction
+        return stats
+    }
 
     /// The share of the last step's GEMM multiply-adds (forward, backward data, weight gradient)
     /// that the kept-column path left out.

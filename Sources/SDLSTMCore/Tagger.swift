@@ -138,14 +138,6 @@ public final class Tagger: Model {
 
     // MARK: Training and evaluation
 
-    public func lossAndGradients(_ batch: Batch) throws(SDLSTMError) -> StepStats {
-        var stats = try trainingLoss(batch)
-        guard stats.loss.isFinite else { return stats }
-        backward(batch)
-        stats.skippedMACsFraction = skippedMACsFraction
-        return stats
-    }
-
     /// Training loss (dropout on) without gradients; with frozen masks, a function of the parameters.
     public func trainingLoss(_ batch: Batch) throws(SDLSTMError) -> StepStats {
         try prepare(batch, needTargets: true)
@@ -293,7 +285,7 @@ public final class Tagger: Model {
     }
 
     /// Gradients of the mean loss, from the tag scores down to both embeddings.
-    private func backward(_ batch: Batch) {
+    public func backward(_ batch: Batch) {
         let k = config.numTags, scale = 1 / Double(realWords)
         if let crf {
             crf.backward(UnsafePointer(scores.ptr), tags: tags, lengths: lengths, steps: steps, scale: scale,

@@ -104,14 +104,6 @@ public final class Translator: Model {
 
     // MARK: Training and evaluation
 
-    public func lossAndGradients(_ batch: Batch) throws(SDLSTMError) -> StepStats {
-        var stats = try trainingLoss(batch)
-        guard stats.loss.isFinite else { return stats }
-        backward()
-        stats.skippedMACsFraction = skippedMACsFraction
-        return stats
-    }
-
     /// Training loss (dropout on) without gradients; with frozen masks, a function of the parameters.
     public func trainingLoss(_ batch: Batch) throws(SDLSTMError) -> StepStats {
         try prepare(batch)
@@ -234,8 +226,8 @@ public final class Translator: Model {
 
     /// Gradients of the mean loss, from the generator back through the decoder steps, the
     /// attention and the initial states into the encoder and both embeddings.
-    private func backward() {
-        let (b, h, e, w) = (batch, config.hiddenSize, config.embedSize, firstInputWidth)
+    public func backward(_: Batch) {
+        let (b, h, e, w) = (self.batch, config.hiddenSize, config.embedSize, firstInputWidth)
         gold.withUnsafeBufferPointer { generator.backward(targets: $0.baseAddress!) }
         let dOutput = generator.dInput.ptr  // ∂h̃, T_t × B × H; the fed-back share is added below
         let memory = UnsafePointer(encoder[encoder.count - 1].output.ptr)
