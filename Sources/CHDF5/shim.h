@@ -56,6 +56,19 @@ static inline herr_t sdl_h5_no_file_locking(hid_t fapl) {
 #endif
 }
 
+/* 1 if the object keeps its attributes in HDF5's dense storage (a fractal heap and a B-tree outside
+ * the object header), 0 if in the object header (compact), -1 on error. */
+static inline int sdl_h5_attributes_dense(hid_t obj) {
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_native_info_t info;
+    if (H5Oget_native_info(obj, &info, H5O_NATIVE_INFO_META_SIZE) < 0) return -1;
+#else
+    H5O_info_t info;
+    if (H5Oget_info2(obj, &info, H5O_INFO_META_SIZE) < 0) return -1;
+#endif
+    return info.meta_size.attr.index_size > 0 || info.meta_size.attr.heap_size > 0;
+}
+
 /* Frees the variable-length strings H5Dread/H5Aread allocated into buf. */
 static inline herr_t sdl_h5_reclaim(hid_t type, hid_t space, void *buf) {
 #if H5_VERSION_GE(1, 12, 0)
