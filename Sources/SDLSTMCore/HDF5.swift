@@ -280,6 +280,7 @@ enum H5 {
         var typeSize: Int
         var signed: Bool
         var isVariableString: Bool
+        var bigEndian: Bool
         var cset: H5T_cset_t
         var count: Int { shape.reduce(1, *) }
     }
@@ -312,7 +313,7 @@ enum H5 {
         guard size > 0 else { throw .format("\(what): unreadable type\(reason())") }
         let isVar = cls == H5T_STRING && H5Tis_variable_str(type) > 0
         return DatasetInfo(shape: shape, typeClass: cls, typeSize: size, signed: cls == H5T_INTEGER && H5Tget_sign(type) == H5T_SGN_2,
-                           isVariableString: isVar, cset: cls == H5T_STRING ? H5Tget_cset(type) : H5T_CSET_ASCII)
+                           isVariableString: isVar, bigEndian: (cls == H5T_FLOAT || cls == H5T_INTEGER) && H5Tget_order(type) == H5T_ORDER_BE, cset: cls == H5T_STRING ? H5Tget_cset(type) : H5T_CSET_ASCII)
     }
 
     /// Opens dataset `name` and checks, before anything is read or allocated: its type is `element`
@@ -498,8 +499,8 @@ enum H5 {
 
     static func describe(_ info: DatasetInfo) -> String {
         switch info.typeClass {
-        case H5T_FLOAT: return "float\(info.typeSize * 8)"
-        case H5T_INTEGER: return "\(info.signed ? "int" : "uint")\(info.typeSize * 8)"
+        case H5T_FLOAT: return "float\(info.typeSize * 8)\(info.bigEndian ? " big-endian" : "")"
+        case H5T_INTEGER: return "\(info.signed ? "int" : "uint")\(info.typeSize * 8)\(info.bigEndian ? " big-endian" : "")"
         case H5T_STRING: return info.isVariableString ? "variable-length string" : "string"
         default: return "HDF5 class \(info.typeClass.rawValue)"
         }
