@@ -13,7 +13,7 @@ import Glibc
 ///     /state                optional: the carried state (LM: h, c as num_layers × batch × hidden)
 ///     /tags                 optional, a tagger whose tags are named: attribute scheme, dataset names
 ///     /strings/<name>       one 1-D fixed-length UTF-8 string dataset per attached table
-///     /metadata             one fixed-length UTF-8 string attribute per metadata key
+///     /metadata/<key>       one dataset of one fixed-length UTF-8 string per metadata key
 ///
 /// Saving writes a temporary file in the target's directory, fsyncs it, renames it over the target
 /// and fsyncs the directory: a process killed at any point leaves the previous checkpoint intact.
