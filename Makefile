@@ -1,7 +1,10 @@
 SHELL := /bin/bash
 # sdlstm — build, test, install and demo. `make help` lists the targets.
 
-PREFIX   ?= /usr/local
+# Install locations (GNU names); DESTDIR stages an install for packaging.
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
 VERSION  := $(shell awk '/^#define SDLSTM_VERSION_(MAJOR|MINOR|PATCH) /{v=v sep $$3; sep="."} END{print v}' include/sdlstm.h)
 CC       ?= cc
 CFLAGS   ?= -std=c11 -O2 -Wall -Wextra -pedantic
@@ -10,21 +13,27 @@ THREADS  ?= $(shell nproc 2>/dev/null || echo 1)
 # The system packages the library needs (Debian names), and those only the tests need: h5dump and
 # the PyTorch cross-check of checkpoints (tools/checkpoint_to_torch.py).
 DEB_PACKAGES      := libopenblas-dev libhdf5-dev pkg-config
-DEB_TEST_PACKAGES := hdf5-tools python3-torch python3-h5py
+DEB_TEST_PACKAGES := hdf5-tools python3-torch python3-h5py cmake g++
 
 LIB_SCRATCH := .build-lib
+MAJOR       := $(firstword $(subst ., ,$(VERSION)))
+SONAME      := libsdlstm.so.$(MAJOR)
+LIB_REAL    := build/lib/libsdlstm.so.$(VERSION)
 LIB         := build/lib/libsdlstm.so
 LM          := build/bin/sdlstm-lm
 NMT         := build/bin/sdlstm-nmt
 
-.PHONY: help deps lib examples test test-swift test-abi install demo bench clean deps-test test-checkpoints fuzz test-fuzz
+.PHONY: help deps lib examples test test-swift test-abi test-install install uninstall demo bench clean deps-test test-checkpoints fuzz test-fuzz
 
 help:
 	@echo "make demo     train a small PTB model with structured and with standard dropout"
 	@echo "make test     build and run every test"
 	@echo "make lib      build/lib/libsdlstm.so (no Swift runtime dependency)"
 	@echo "make examples build/bin/sdlstm-lm, sdlstm-ner, sdlstm-nmt (PTB LM, CoNLL-2003 NER, Multi30k de-en translation)"
-	@echo "make install  PREFIX=/dir: lib/libsdlstm.so, include/sdlstm.h, lib/pkgconfig/sdlstm.pc"
+	@echo "make deps     apt-get install what is missing of $(DEB_PACKAGES) (root or sudo)"
+	@echo "make install  [DESTDIR=] [PREFIX=/usr/local] [LIBDIR=PREFIX/lib] [INCLUDEDIR=PREFIX/include]:"
+	@echo "              the stripped library with its SONAME links, sdlstm.h, sdlstm.pc, the CMake package"
+	@echo "make uninstall  the same variables: removes every file make install wrote"
 	@echo "make bench    kernel and training-step benchmarks (JSON lines), PyTorch beside them if installed"
 	@echo "make fuzz     FUZZ_CASES (20000) mutated and crafted checkpoints through sdlstm_load, each in a child process"
 
@@ -47,12 +56,17 @@ deps:
 deps-test:
 	$(call install_missing,$(DEB_TEST_PACKAGES))
 
-# A separate scratch path keeps this static-stdlib build from invalidating the test build.
-lib: deps
+# A separate scratch path keeps this static-stdlib build from invalidating the test build. The
+# library is libsdlstm.so.MAJOR.MINOR.PATCH with SONAME libsdlstm.so.MAJOR (docs/ABI.md), and the two
+# links a linker and a loader look for.
+lib:
 	swift build -c release --product sdlstm --scratch-path $(LIB_SCRATCH) -Xswiftc -static-stdlib \
-	  -Xlinker --version-script=$(CURDIR)/Sources/SDLSTMCAPI/sdlstm.map -Xlinker -soname=libsdlstm.so
+	  -Xlinker --version-script=$(CURDIR)/Sources/SDLSTMCAPI/sdlstm.map -Xlinker -soname=$(SONAME)
 	@mkdir -p build/lib
-	cp $$(swift build -c release --scratch-path $(LIB_SCRATCH) --show-bin-path)/libsdlstm.so $(LIB)
+	@rm -f build/lib/libsdlstm.so*
+	cp $$(swift build -c release --scratch-path $(LIB_SCRATCH) --show-bin-path)/libsdlstm.so $(LIB_REAL)
+	ln -s $(notdir $(LIB_REAL)) build/lib/$(SONAME)
+	ln -s $(SONAME) $(LIB)
 
 $(LM): examples/lm/lm.c examples/common/example.h include/sdlstm.h lib
 	@mkdir -p build/bin
@@ -68,20 +82,66 @@ $(NMT): examples/nmt/nmt.c examples/common/example.h include/sdlstm.h lib
 
 examples: $(LM) build/bin/sdlstm-ner $(NMT)
 
-install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libsdlstm.so
-	install -m 644 include/sdlstm.h $(DESTDIR)$(PREFIX)/include/sdlstm.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' pkgconfig/sdlstm.pc.in \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/sdlstm.pc
+# What make install writes, relative to DESTDIR; make uninstall removes exactly these.
+INSTALLED := $(LIBDIR)/$(notdir $(LIB_REAL)) $(LIBDIR)/$(SONAME) $(LIBDIR)/libsdlstm.so \
+  $(INCLUDEDIR)/sdlstm.h $(LIBDIR)/pkgconfig/sdlstm.pc \
+  $(LIBDIR)/cmake/sdlstm/sdlstmConfig.cmake $(LIBDIR)/cmake/sdlstm/sdlstmConfigVersion.cmake
+# The CMake package finds the header from its own location, so a staged (DESTDIR) or moved tree works.
+INCLUDEDIR_FROM_LIBDIR = $(shell realpath -m --relative-to=$(LIBDIR) $(INCLUDEDIR))
+# sdlstm.pc names its directories through ${prefix} where they lie under it, so that
+# `pkg-config --define-variable=prefix=…` points a staged tree's consumers at that tree.
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|g' \
+  -e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|g' \
+  -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' -e 's|@SONAME@|$(SONAME)|g' \
+  -e 's|@INCLUDEDIR_FROM_LIBDIR@|$(INCLUDEDIR_FROM_LIBDIR)|g'
 
-test: deps deps-test test-swift test-abi test-checkpoints test-fuzz
+# Installs what make lib built (building it first only if it is missing); never runs apt-get.
+install: $(if $(wildcard $(LIB_REAL)),,lib)
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(LIBDIR)/cmake/sdlstm $(DESTDIR)$(INCLUDEDIR)
+	install -m 755 -s --strip-program=strip $(LIB_REAL) $(DESTDIR)$(LIBDIR)/$(notdir $(LIB_REAL))
+	ln -sf $(notdir $(LIB_REAL)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsdlstm.so
+	install -m 644 include/sdlstm.h $(DESTDIR)$(INCLUDEDIR)/sdlstm.h
+	$(SUBST) pkgconfig/sdlstm.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/sdlstm.pc
+	$(SUBST) cmake/sdlstmConfig.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/sdlstm/sdlstmConfig.cmake
+	$(SUBST) cmake/sdlstmConfigVersion.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/sdlstm/sdlstmConfigVersion.cmake
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(LIBDIR)/cmake/sdlstm 2>/dev/null
+
+# An install staged as a distribution package would stage it (DESTDIR, PREFIX=/usr): the versioned
+# SONAME and links, a stripped library; a C++17 program built by CMake's find_package(sdlstm) and
+# the same program and the C quickstart built by pkg-config alone train, save, load and generate;
+# make uninstall then leaves nothing behind.
+test-install: lib
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; lib=$$tmp/usr/lib; \
+	$(MAKE) -s install DESTDIR=$$tmp PREFIX=/usr >/dev/null || exit 1; \
+	readelf -d $$lib/$(notdir $(LIB_REAL)) | grep -q 'SONAME.*\[$(SONAME)\]' || { echo "install: SONAME is not $(SONAME)" >&2; exit 1; }; \
+	[ "$$(readlink $$lib/$(SONAME))" = $(notdir $(LIB_REAL)) ] && [ "$$(readlink $$lib/libsdlstm.so)" = $(SONAME) ] || \
+	  { echo "install: the links are not libsdlstm.so -> $(SONAME) -> $(notdir $(LIB_REAL))" >&2; exit 1; }; \
+	if readelf -S $$lib/$(notdir $(LIB_REAL)) | grep -q '\.symtab'; then echo "install: the library is not stripped" >&2; exit 1; fi; \
+	echo "install: $(SONAME) -> $(notdir $(LIB_REAL)), stripped to $$(( $$(stat -c %s $$lib/$(notdir $(LIB_REAL))) / 1024 )) KiB (build/lib: $$(( $$(stat -c %s $(LIB_REAL)) / 1024 )) KiB)"; \
+	cmake -S examples/cpp -B $$tmp/cmake -DCMAKE_PREFIX_PATH=$$tmp/usr >$$tmp/cmake.log 2>&1 && \
+	cmake --build $$tmp/cmake >>$$tmp/cmake.log 2>&1 || { cat $$tmp/cmake.log >&2; exit 1; }; \
+	(cd $$tmp && env LD_LIBRARY_PATH=$$lib ./cmake/lm_generate cmake.h5) || exit 1; \
+	echo "install: a C++ program built by CMake find_package(sdlstm) trained, saved, loaded and generated"; \
+	pc="pkg-config --define-variable=prefix=$$tmp/usr"; export PKG_CONFIG_PATH=$$lib/pkgconfig; \
+	c++ -std=c++17 -Wall -Wextra examples/cpp/lm_generate.cpp -o $$tmp/lm_pc $$($$pc --cflags --libs sdlstm) && \
+	$(CC) $(CFLAGS) examples/quickstart.c -o $$tmp/quickstart $$($$pc --cflags --libs sdlstm) && \
+	(cd $$tmp && env LD_LIBRARY_PATH=$$lib ./lm_pc pc.h5 >/dev/null && env LD_LIBRARY_PATH=$$lib ./quickstart >/dev/null) || exit 1; \
+	echo "install: the same C++ program and the C quickstart built by pkg-config alone ran"; \
+	$(MAKE) -s uninstall DESTDIR=$$tmp PREFIX=/usr >/dev/null; \
+	left=$$(find $$tmp/usr \( -type f -o -type l \) -print); \
+	if [ -n "$$left" ]; then echo "uninstall left: $$left" >&2; exit 1; fi; echo "install: make uninstall removed every installed file"
+
+test: deps deps-test test-swift test-abi test-install test-checkpoints test-fuzz
 
 # Release mode: the kernels are SIMD code that is far too slow unoptimised for the training tests.
 test-swift: deps deps-test
 	swift test -c release
 
-# The C side: the exports match the header, and an installed prefix is usable through pkg-config alone.
+# The C side: the exports match the header, and the library needs no Swift runtime.
 test-abi: lib examples
 	@hdr=$$(grep -oE '\bsdlstm_[a-z0-9_]+[[:space:]]*\(' include/sdlstm.h | tr -d ' (' | sort -u); \
 	exp=$$(nm -D --defined-only $(LIB) | awk '$$2=="T"{print $$3}' | sort -u); \
@@ -90,11 +150,6 @@ test-abi: lib examples
 	echo "abi: libsdlstm.so exports exactly the $$(echo "$$hdr" | wc -l) functions of include/sdlstm.h"
 	@if readelf -d $(LIB) | grep -q 'libswift'; then echo "libsdlstm.so depends on the Swift runtime" >&2; exit 1; fi
 	@echo "abi: libsdlstm.so needs no Swift runtime library"
-	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
-	$(MAKE) -s install PREFIX=$$tmp >/dev/null && \
-	$(CC) $(CFLAGS) examples/quickstart.c -o $$tmp/quickstart \
-	  $$(PKG_CONFIG_PATH=$$tmp/lib/pkgconfig pkg-config --cflags --libs sdlstm) && \
-	env -u LD_LIBRARY_PATH $$tmp/quickstart && echo "abi: quickstart built from an installed prefix with pkg-config and trained"
 	$(LM) --data data/ptb --hidden 32 --layers 2 --epochs 1 --max-steps 20 --policy structured --p-nr 0.5 --p-rh 0.3 >/dev/null
 
 # The LM example's checkpoints, on a slice of PTB so that it takes seconds: two epochs straight, or one,
@@ -161,7 +216,7 @@ BLAS_REMEDY = coretype=$$(CC="$(CC)" tools/blas-coretype.sh); if [ -n "$$coretyp
 # DEMO_STEPS steps of PTB (1328 make an epoch) per policy; each prints its JSON line, then the
 # two side by side. 1000 steps keep the whole demo, build included, under 10 minutes on 2 cores.
 DEMO_STEPS ?= 1000
-demo: examples
+demo: deps examples
 	@echo "sdlstm demo: PTB, 2 x 200 LSTM, $(DEMO_STEPS) steps of batch 20 x 35, dropout p = 0.5 on the non-recurrent sites, $(THREADS) threads"
 	@$(BLAS_REMEDY); for pol in structured standard; do \
 	  echo "== $$pol dropout (progress on stderr)"; \

@@ -11,9 +11,11 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CSDLSTM", path: "include"),
-        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                      providers: [.apt(["libopenblas-dev"])]),
         .target(name: "CKernels"),
-        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
+        // pkg-config finds HDF5 where the distribution puts it (Debian: hdf5/serial).
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .target(name: "SDLSTMCore", dependencies: ["CSDLSTM", "COpenBLAS", "CKernels", "CHDF5"]),
         .target(name: "SDLSTMCAPI", dependencies: ["CSDLSTM", "SDLSTMCore"], exclude: ["sdlstm.map"]),
         .target(name: "SDLSTM", dependencies: ["CSDLSTM", "SDLSTMCAPI"]),

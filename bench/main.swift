@@ -239,9 +239,10 @@ func benchKernels() throws {
 
 func benchKernelShape(t: Int, b: Int, d: Int, n: Int, keep: Float, isa: sdk_isa_id, pool: ThreadPool) throws {
     var rng = Random(seed: UInt64(n) + UInt64(keep * 100))
-    let mask = try DropoutMask(width: d)
+    let linear = try MaskedLinear(width: d, outputs: n)
+    let mask = linear.mask
     mask.setting = DropoutSetting(policy: keep < 1 ? .structured : .none, p: 1 - keep)
-    try mask.prepare(steps: t, batch: b, threads: threads)
+    try linear.prepare(steps: t, batch: b, threads: threads)
     mask.sample(steps: t, batch: b, rng: &rng)
     let x = try Buffer((0..<(t * b * d)).map { _ in rng.uniform() - 0.5 })
     let xm = try Buffer(t * b * d)
@@ -277,13 +278,13 @@ func benchKernelShape(t: Int, b: Int, d: Int, n: Int, keep: Float, isa: sdk_isa_
     } else {
         kernels = [
             ("forward",
-             { mask.gather(x.ptr, steps: 0..<t); c.zero(); mask.forwardGEMM(w.ptr, n: n, into: c.ptr, ldc: n, steps: 0..<t, pool: pool) },
+             { linear.gather(x.ptr, steps: 0..<t); c.zero(); linear.keptForward(w.ptr, n: n, into: c.ptr, ldc: n, steps: 0..<t, pool: pool) },
              { gemm(m: t * b, n: n, k: d, a: xm.ptr, lda: d, b: w.ptr, ldb: n, beta: 0, c: c.ptr, ldc: n, pool: pool) }),
             ("weight-gradient",
-             { mask.gather(x.ptr, steps: 0..<t); mask.weightGradient(g.ptr, n: n, ldg: n, into: dw.ptr, pool: pool) },
+             { linear.gather(x.ptr, steps: 0..<t); linear.keptWeightGradient(g.ptr, n: n, ldg: n, into: dw.ptr, pool: pool) },
              { gemm(transA: true, m: d, n: n, k: t * b, a: xm.ptr, lda: d, b: g.ptr, ldb: n, beta: 0, c: dw.ptr, ldc: n, pool: pool) }),
             ("backward-data",
-             { mask.backwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, pool: pool) },
+             { linear.keptBackwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, pool: pool) },
              { gemm(transB: true, m: t * b, n: d, k: n, a: g.ptr, lda: n, b: w.ptr, ldb: n, beta: 0, c: dx.ptr, ldc: d, pool: pool)
                for s in 0..<t { mask.apply(step: s, dx.ptr + s * b * d, dx.ptr + s * b * d) } }),
         ]
@@ -293,8 +294,8 @@ func benchKernelShape(t: Int, b: Int, d: Int, n: Int, keep: Float, isa: sdk_isa_
             kernels.append(("recurrent",
                             { packPanels(w.ptr, rows: d, n: n, into: panels.ptr)
                               for s in 0..<t {
-                                  mask.gather(x.ptr, steps: s..<(s + 1))
-                                  mask.forwardStep(s, panels: panels.ptr, n: n, into: c.ptr, ldc: n, pool: pool) } },
+                                  linear.gather(x.ptr, steps: s..<(s + 1))
+                                  linear.keptForwardStep(s, panels: panels.ptr, n: n, into: c.ptr, ldc: n, pool: pool) } },
                             perStepSgemm))
         }
     }

@@ -9,7 +9,8 @@
  * - Every fallible call returns an sdlstm_status. On failure the model is unchanged and
  *   sdlstm_last_error() describes what went wrong on this thread.
  * - Structs that cross the ABI begin with `struct_size`: set it to sizeof(the struct) before
- *   passing one in, e.g. `sdlstm_config cfg = {.struct_size = sizeof cfg};`. The library reads and
+ *   passing one in, e.g. `sdlstm_config cfg = {.struct_size = sizeof cfg};` in C (in C++:
+ *   `sdlstm_config cfg{}; cfg.struct_size = sizeof cfg;`). The library reads and
  *   writes only the first struct_size bytes, so a program built against an older header keeps
  *   working with a newer library; a size below this first version's is SDLSTM_E_INVALID.
  * - Token ids are int32, batches are batch-major: element [b][t] is at index b * seq_len + t.

@@ -87,11 +87,11 @@ func cConfig(_ config: ModelConfig) -> sdlstm_config {
                   char_hidden_size: Int32(config.charHiddenSize), use_crf: config.useCRF ? 1 : 0)
 }
 
-func coreBatch(_ batch: UnsafePointer<sdlstm_batch>?) throws(SDLSTMError) -> Batch {
-    let b = try unwrap(batch, "batch").pointee
-    try checkSize(b.struct_size, of: sdlstm_batch.self, "batch")
+func coreBatch(_ batch: UnsafePointer<sdlstm_batch>?, _ name: String = "batch") throws(SDLSTMError) -> Batch {
+    let b = try unwrap(batch, name).pointee
+    try checkSize(b.struct_size, of: sdlstm_batch.self, name)
     var out = Batch(batchSize: Int(b.batch_size), seqLen: Int(b.seq_len),
-                    inputs: try unwrap(b.inputs, "batch->inputs"), targets: try unwrap(b.targets, "batch->targets"))
+                    inputs: try unwrap(b.inputs, "\(name)->inputs"), targets: b.targets)
     out.lengths = b.lengths
     out.targetLen = Int(b.target_len)
     out.targetLengths = b.target_lengths

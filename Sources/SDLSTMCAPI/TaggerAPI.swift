@@ -54,12 +54,7 @@ public func sdlstm_tag(_ model: OpaquePointer?, _ batch: UnsafePointer<sdlstm_ba
     translate { () throws(SDLSTMError) in
         let t = try tagger(model, "sdlstm_tag")
         let out = try unwrap(tags, "tags")
-        let given = try unwrap(batch, "batch")
-        try checkSize(given.pointee.struct_size, of: sdlstm_batch.self, "batch")
-        // Decoding reads no targets: stand in the inputs, which the tagger never reads as tags here.
-        var b = given.pointee
-        if b.targets == nil { b.targets = b.inputs }
-        let core = try withUnsafePointer(to: &b) { (p) throws(SDLSTMError) in try coreBatch(p) }
+        let core = try coreBatch(batch)
         try t.tag(core, into: out)
     }
 }

@@ -14,11 +14,7 @@ public func sdlstm_translate(_ model: OpaquePointer?, _ sources: UnsafePointer<s
         let o = try unwrap(options, "options").pointee
         try checkSize(o.struct_size, of: sdlstm_decode_options.self, "options")
         let out = try unwrap(tokens, "tokens"), outLengths = try unwrap(lengths, "lengths")
-        // Decoding reads no targets: stand in the inputs, which it never reads as targets.
-        var b = try unwrap(sources, "sources").pointee
-        try checkSize(b.struct_size, of: sdlstm_batch.self, "sources")
-        if b.targets == nil { b.targets = b.inputs }
-        let core = try withUnsafePointer(to: &b) { (p) throws(SDLSTMError) in try coreBatch(p) }
+        let core = try coreBatch(sources, "sources")
         let decode = DecodeOptions(bos: o.bos_id, eos: o.eos_id, beamSize: Int(o.beam_size), maxLength: Int(o.max_len),
                                    lengthPenalty: o.length_penalty)
         let result = try translator.translate(core, options: decode)

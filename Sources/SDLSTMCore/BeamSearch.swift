@@ -51,11 +51,11 @@ extension Translator {
         let (b, ts, k) = (sources.batchSize, sources.seqLen, o.beamSize)
         let h = config.hiddenSize, e = config.embedSize, w = firstInputWidth
         let widest = max(w, 4 * h, vt)
-        try checkBatchShape(sources, widest: widest)
+        try sources.checkShape(widest: widest)
         let (rowCount, overflow) = b.multipliedReportingOverflow(by: k)
         guard !overflow, rowCount <= Int(Int32.max) / widest else { throw .invalid("batch_size × beam_size is too large") }
-        let lengths = try readLengths(sources.lengths, count: b, max: ts, min: 1, "lengths")
-        try checkReal(sources.inputs, rows: b, stride: ts, lengths: lengths, below: config.vocabSize, "inputs")
+        let lengths = try sources.rowLengths(sources.lengths, max: ts, "lengths")
+        try checkIDs(sources.inputs, rows: b, stride: ts, lengths: lengths, below: config.vocabSize, "inputs")
 
         try prepareEncoder(sources.inputs, lengths: lengths, steps: ts)
         let rows = rowCount

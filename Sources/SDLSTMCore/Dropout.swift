@@ -1,5 +1,3 @@
-import CKernels
-
 /// Dropout policies (the paper's 2 × 2 framework) and the masks they draw.
 
 public enum DropoutPolicy: Int32, Sendable, CaseIterable {
@@ -51,50 +49,27 @@ public final class DropoutMask {
     /// Kept units of step t: keptIndex[t * width ..< t * width + keptCount[t]], ascending.
     private(set) var keptIndex: IndexBuffer
     private(set) var keptCount: [Int] = []
-    /// Workspaces of the consuming GEMM (StructuredGEMM.swift): the kept columns of its input,
-    /// scaled, step after step (B × keptCount[t] at gatherOffset[t]), and their gradient.
-    var gathered: Buffer
-    var gatheredGrad: Buffer
-    var gatherOffset: [Int] = []
-    /// Per-thread packed tiles of the weight (StructuredGEMM.swift).
-    var packs: [Buffer] = []
-    /// The masked copy of the input of a dense projection, and what the last `project` used
-    /// (MaskedProjection.swift).
-    var masked: Buffer
-    var projectedInput: UnsafePointer<Float>?
-    var projectedRows = 0
-    var projectedStructured = false
+    /// Where step t's kept columns start in a gathered copy (B × keptCount[t] each, step after step).
+    private(set) var gatherOffset: [Int] = []
 
     public init(width: Int) throws(SDLSTMError) {
         self.width = width
         values = try Buffer(0)
         keptIndex = try IndexBuffer(0)
-        gathered = try Buffer(0)
-        gatheredGrad = try Buffer(0)
-        masked = try Buffer(0)
     }
 
     public var isActive: Bool { hasExplicit || setting.isActive }
 
-    /// Whether the next window's masks can have the column form (consumers size workspaces by it).
-    public var mayBeColumnar: Bool { hasExplicit || setting.policy.isStructured }
+    /// Whether the masks were given explicitly (setExplicit) rather than drawn.
+    public var isExplicit: Bool { hasExplicit }
 
-    /// Reserves room for a window of a consumer running on `threads` threads; allocation happens
-    /// only when the window grows.
-    public func prepare(steps: Int, batch: Int, threads: Int = 1) throws(SDLSTMError) {
-        let perThread = DropoutMask.packCount(rows: width)
-        if packs.count < threads || packs.first.map({ $0.count < perThread }) ?? true {
-            var fresh: [Buffer] = []
-            for _ in 0..<threads { fresh.append(try Buffer(perThread)) }
-            packs = fresh
-        }
+    /// The share of units a drawn mask keeps.
+    public var keep: Float { 1 - setting.p }
+
+    /// Reserves room for a window; allocation happens only when the window grows.
+    public func prepare(steps: Int, batch: Int) throws(SDLSTMError) {
         let need = steps * batch * width
-        if values.count < need {
-            values = try Buffer(need)
-            gathered = try Buffer(need)
-            gatheredGrad = try Buffer(need)
-            masked = try Buffer(need)
-        }
+        if values.count < need { values = try Buffer(need) }
 
         if keptIndex.count < steps * width { keptIndex = try IndexBuffer(steps * width) }
         if keptCount.count < steps {
@@ -120,25 +95,7 @@ public final class DropoutMask {
         for i in 0..<(nSteps * nRows * width) {
             values[i] = rng.uniform() < p ? 0 : scale
         }
-        if setting.policy.isStructured && Self.kernelsPay(keep: 1 - p) { buildColumns(scale: scale) }
-    }
-
-    /// Whether a structured mask that keeps this share of its units takes the kept-share kernels
-    /// (StructuredGEMM.swift); otherwise it is applied like any other mask and the GEMMs run dense,
-    /// at standard dropout's cost. A kept multiply-add of the kernels costs 1/rate of one of
-    /// OpenBLAS's, so they pay while keep < rate; the margin covers the gathers and scatters
-    /// around them. Explicit masks always take the kernels (tests compare the two paths).
-    public static func kernelsPay(keep: Float) -> Bool { keep <= 0.9 * kernelRate(sdk_isa()) }
-
-    /// The lowest rate_vs_dense of the four passes at the PTB shapes (`sdlstm-bench kernels`, each
-    /// set against OpenBLAS on its proper core; bench/compare.md). Portable C is the reference
-    /// semantics, never the fast path.
-    static func kernelRate(_ isa: sdk_isa_id) -> Float {
-        switch isa {
-        case SDK_ISA_AVX512: return 0.85
-        case SDK_ISA_AVX2: return 0.65
-        default: return 0
-        }
+        if setting.policy.isStructured { buildColumns(scale: scale) }
     }
 
     /// Replaces the drawn masks by given multipliers, T × B × width (tests, reference comparisons).
@@ -194,13 +151,5 @@ public final class DropoutMask {
             let m = multipliers(step: t, sample: b), s = src + b * width, o = dst + b * width
             for d in 0..<width { o[d] = s[d] * m[d] }
         }
-    }
-
-    /// Multiply-adds skipped by a GEMM with n outputs consuming this site, per pass, over the steps.
-    func skippableMACs(outputs n: Int, steps range: Range<Int>) -> Int {
-        guard columnar && isActive else { return 0 }
-        var dropped = 0
-        for t in range { dropped += width - keptCount[t] }
-        return dropped * batch * n
     }
 }

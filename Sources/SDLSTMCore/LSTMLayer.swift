@@ -16,15 +16,17 @@ public final class LSTMLayer {
     public let whh: Parameter  // H × 4H
     public let bih: Parameter  // 4H
     public let bhh: Parameter  // 4H
-    public let inputDropout: DropoutMask
-    public let recurrentDropout: DropoutMask
+    /// X̃ · W_ih over the window and H̃_{t-1} · W_hh step by step: the NR and RH dropout sites.
+    public let input: MaskedLinear
+    public let recurrent: MaskedLinear
+    public var inputDropout: DropoutMask { input.mask }
+    public var recurrentDropout: DropoutMask { recurrent.mask }
 
     private var steps = 0, batch = 0, capacity = 0, batchCapacity = 0
     private var gates: Buffer  // pre-activations, then activations i, f, g, o (T × B × 4H)
     private var hs: Buffer     // H_0 … H_T, slot 0 the initial state ((T+1) × B × H)
     private var cs: Buffer     // C_0 … C_T
     private var tcs: Buffer    // tanh(C_t), T × B × H
-    private var hr: Buffer     // masked H_{t-1} for t = 0 … T-1, used only with a recurrent mask
     private var dGates: Buffer // T × B × 4H
     private var dh: Buffer     // B × H: gradient reaching H_{t-1} through the recurrence
     private var dhSteps: Buffer  // T × B × H: the same, per step, from the structured recurrent path
@@ -32,7 +34,6 @@ public final class LSTMLayer {
     private let allUnits: IndexBuffer  // 0 ..< H: the dense recurrent product as an indexed one
     private var dc: Buffer     // B × H: gradient reaching C_{t-1}
     public private(set) var dx: Buffer  // gradient of the layer input, T × B × D
-    private var dropoutOn = false  // whether the current window runs with its masks
     private var ownRecurrentKernel = false  // whether this window's dense recurrent product uses whhPanels
     private var dhNext: UnsafePointer<Float>  // gradient reaching H_{t-1} through the recurrence
     private var wantsInitialGradient = false
@@ -49,10 +50,10 @@ public final class LSTMLayer {
         whh = try Parameter("\(name).weight_hh_l\(layer)\(suffix)", rows: hiddenSize, cols: 4 * hiddenSize, transposed: true)
         bih = try Parameter("\(name).bias_ih_l\(layer)\(suffix)", rows: 4 * hiddenSize)
         bhh = try Parameter("\(name).bias_hh_l\(layer)\(suffix)", rows: 4 * hiddenSize)
-        inputDropout = try DropoutMask(width: inputSize)
-        recurrentDropout = try DropoutMask(width: hiddenSize)
-        (gates, hs, cs, tcs, hr, dGates, dh, dc, dx) =
-            (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0),
+        input = try MaskedLinear(width: inputSize, outputs: 4 * hiddenSize)
+        recurrent = try MaskedLinear(width: hiddenSize, outputs: 4 * hiddenSize)
+        (gates, hs, cs, tcs, dGates, dh, dc, dx) =
+            (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0),
              try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
         dhSteps = try Buffer(0)
         whhPanels = try Buffer(panelCount(rows: hiddenSize, n: 4 * hiddenSize))
@@ -68,8 +69,8 @@ public final class LSTMLayer {
         self.steps = steps
         self.batch = batch
         let threads = compute?.threads ?? 1
-        try inputDropout.prepare(steps: steps, batch: batch, threads: threads)
-        try recurrentDropout.prepare(steps: steps, batch: batch, threads: threads)
+        try input.prepare(steps: steps, batch: batch, threads: threads)
+        try recurrent.prepare(steps: steps, batch: batch, threads: threads)
         // Sized for the largest window and the largest batch seen so far, separately: a decoder
         // runs long windows of a small batch when training and one-step windows of a beam-wide one.
         guard steps * batch > capacity || batch > batchCapacity else { return }
@@ -79,18 +80,12 @@ public final class LSTMLayer {
         hs = try Buffer((rows + b) * h)
         cs = try Buffer((rows + b) * h)
         tcs = try Buffer(rows * h)
-        hr = try Buffer(rows * h)
         dGates = try Buffer(rows * 4 * h)
         dh = try Buffer(b * h)
         dc = try Buffer(b * h)
         dx = try Buffer(rows * d)
         dhSteps = try Buffer(rows * h)
         (capacity, batchCapacity) = (rows, b)
-    }
-
-    /// Whether a pass uses the structured (kept-columns-only) GEMMs for a mask.
-    private func structured(_ mask: DropoutMask, _ dropout: Bool) -> Bool {
-        dropout && mask.isActive && mask.columnar
     }
 
     /// H_1 … H_T of the last forward pass, T × B × H.
@@ -106,7 +101,7 @@ public final class LSTMLayer {
         let g4 = 4 * hiddenSize, rows = steps * batch
         for r in 0..<rows { addBiases(gates.ptr + r * g4) }
         // Input projection of all steps at once: one M = T·B GEMM instead of T small ones.
-        inputDropout.project(x, rows: rows, w: wih.value.ptr, n: g4, into: gates.ptr, useMask: dropout, pool: pool)
+        input.forward(x, w: wih.value.ptr, into: gates.ptr, pool: pool)
         for t in 0..<steps { recurrentStep(t) }
     }
 
@@ -116,7 +111,8 @@ public final class LSTMLayer {
     /// down, then `finishBackward`.
     func begin(h0: UnsafePointer<Float>, c0: UnsafePointer<Float>, dropout: Bool) {
         let h = hiddenSize
-        dropoutOn = dropout
+        input.begin(steps: steps, batch: batch, dropout: dropout)
+        recurrent.begin(steps: steps, batch: batch, dropout: dropout)
         hs.ptr.update(from: h0, count: batch * h)
         cs.ptr.update(from: c0, count: batch * h)
         // The recurrent product H̃_{t-1} · W_hh has M = batch rows per step and the same W_hh for
@@ -125,7 +121,7 @@ public final class LSTMLayer {
         // The AVX2 one does not (0.95–1.0× against OpenBLAS's Haswell kernels), nor portable C. Not
         // for a one-step window (a decoder's beam step): the packing would be all there is to share.
         ownRecurrentKernel = steps > 1 && sdk_isa() == SDK_ISA_AVX512
-        if ownRecurrentKernel || structured(recurrentDropout, dropout) {
+        if ownRecurrentKernel || recurrent.path == .keptColumns {
             packPanels(whh.value.ptr, rows: h, n: 4 * h, into: whhPanels.ptr)
         }
     }
@@ -133,7 +129,7 @@ public final class LSTMLayer {
     func forwardStep(_ t: Int, _ x: UnsafePointer<Float>) {
         let g4 = 4 * hiddenSize
         for r in (t * batch)..<((t + 1) * batch) { addBiases(gates.ptr + r * g4) }
-        inputDropout.projectStep(t, x, batch: batch, rows: steps * batch, w: wih.value.ptr, n: g4, into: gates.ptr, useMask: dropoutOn, pool: pool)
+        input.forwardStep(t, x, w: wih.value.ptr, into: gates.ptr, pool: pool)
         recurrentStep(t)
     }
 
@@ -144,18 +140,13 @@ public final class LSTMLayer {
     /// G_t += H̃_{t-1} · W_hh, then the cell: H_t, C_t into slot t + 1.
     private func recurrentStep(_ t: Int) {
         let (h, b, g4) = (hiddenSize, batch, 4 * hiddenSize)
-        let hPrevious = hs.ptr + t * b * h
         let gt = gates.ptr + t * b * g4
-        if structured(recurrentDropout, dropoutOn) {
-            // Slot t of hs is H_{t-1}: the step's input to W_hh, as row block t.
-            recurrentDropout.gather(hs.ptr, steps: t..<(t + 1))
-            recurrentDropout.forwardStep(t, panels: whhPanels.ptr, n: g4, into: gates.ptr, ldc: g4, pool: pool)
+        // Slot t of hs is H_{t-1}: the step's input to W_hh, as row block t.
+        if recurrent.path == .keptColumns {
+            recurrent.gather(hs.ptr, steps: t..<(t + 1))
+            recurrent.keptForwardStep(t, panels: whhPanels.ptr, n: g4, into: gates.ptr, ldc: g4, pool: pool)
         } else {
-            var hIn = UnsafePointer(hPrevious)
-            if dropoutOn && recurrentDropout.isActive {
-                recurrentDropout.apply(step: t, hPrevious, hr.ptr + t * b * h)
-                hIn = UnsafePointer(hr.ptr + t * b * h)
-            }
+            let hIn = recurrent.stepOperand(t, hs.ptr)
             if ownRecurrentKernel {
                 panelGEMM(batch: b, n: g4, k: h, a: hIn, lda: h, idx: allUnits.ptr, panels: whhPanels.ptr, rows: h,
                           c: gt, ldc: g4, pool: pool)
@@ -192,18 +183,15 @@ public final class LSTMLayer {
     /// `dCell` (T × B × H) adds a gradient reaching C_t directly (an encoder's final cell state).
     /// With `initialStateGradient`, ∂loss/∂H_0 and ∂loss/∂C_0 are left in `initialHiddenGradient`
     /// and `initialCellGradient`; otherwise none flows into the initial state (truncated BPTT).
-    func backward(_ dOut: UnsafeMutablePointer<Float>, needInputGradient: Bool, dropout: Bool,
+    func backward(_ dOut: UnsafeMutablePointer<Float>, needInputGradient: Bool,
                   dCell: UnsafePointer<Float>? = nil, initialStateGradient: Bool = false) {
         let (h, b) = (hiddenSize, batch)
-        dropoutOn = dropout
         beginBackward(initialStateGradient: initialStateGradient)
         for t in stride(from: steps - 1, through: 0, by: -1) {
             backwardStep(t, dOut + t * b * h, dCell: dCell.map { $0 + t * b * h }, needInputGradient: false)
         }
         finishBackward()
-        if needInputGradient {
-            inputDropout.projectBackwardData(dGates.ptr, n: 4 * h, w: wih.value.ptr, into: dx.ptr, pool: pool)
-        }
+        if needInputGradient { input.backwardData(dGates.ptr, w: wih.value.ptr, into: dx.ptr, pool: pool) }
     }
 
     func beginBackward(initialStateGradient: Bool) {
@@ -223,9 +211,9 @@ public final class LSTMLayer {
         if let dCell { for i in 0..<(b * h) { dc[i] += dCell[i] } }
         cellBackward(t, dh: dht)
         if t > 0 || wantsInitialGradient {
-            if structured(recurrentDropout, dropoutOn) {
-                recurrentDropout.backwardData(dGates.ptr, n: g4, ldg: g4, whh.value.ptr, into: dhSteps.ptr,
-                                              steps: t..<(t + 1), pool: pool)
+            if recurrent.path == .keptColumns {
+                recurrent.keptBackwardData(dGates.ptr, n: g4, ldg: g4, whh.value.ptr, into: dhSteps.ptr,
+                                           steps: t..<(t + 1), pool: pool)
                 dhNext = UnsafePointer(dhSteps.ptr + t * b * h)
             } else {
                 // dH_{t-1} = dG_t · W_hhᵀ: the dot-product kernel reads W_hh's rows in place, where a
@@ -238,12 +226,12 @@ public final class LSTMLayer {
                     gemm(transB: true, m: b, n: h, k: g4, a: dGates.ptr + t * b * g4, lda: g4,
                          b: whh.value.ptr, ldb: g4, beta: 0, c: dh.ptr, ldc: h, pool: pool)
                 }
-                if dropoutOn && recurrentDropout.isActive { recurrentDropout.apply(step: t, dh.ptr, dh.ptr) }
+                recurrent.maskGradient(step: t, dh.ptr)
                 dhNext = UnsafePointer(dh.ptr)
             }
         }
         if needInputGradient {
-            inputDropout.projectBackwardDataStep(t, dGates.ptr, batch: batch, n: g4, w: wih.value.ptr, into: dx.ptr, pool: pool)
+            input.backwardDataStep(t, dGates.ptr, w: wih.value.ptr, into: dx.ptr, pool: pool)
         }
     }
 
@@ -254,23 +242,16 @@ public final class LSTMLayer {
     /// Weight gradients over the whole window: single K = T·B GEMMs, or the structured kernel
     /// that touches only each step's kept rows.
     func finishBackward() {
-        let (h, g4) = (hiddenSize, 4 * hiddenSize)
-        let rows = steps * batch
-        if structured(recurrentDropout, dropoutOn) {
-            recurrentDropout.weightGradient(dGates.ptr, n: g4, ldg: g4, into: whh.grad.ptr, pool: pool)
-        } else {
-            let hIn = UnsafePointer(dropoutOn && recurrentDropout.isActive ? hr.ptr : hs.ptr)
-            gemm(transA: true, m: h, n: g4, k: rows, a: hIn, lda: h, b: dGates.ptr, ldb: g4,
-                 beta: 0, c: whh.grad.ptr, ldc: g4, pool: pool)
-        }
-        inputDropout.projectWeightGradient(dGates.ptr, n: g4, into: wih.grad.ptr, pool: pool)
-        bih.grad.zero()
-        for r in 0..<rows {
-            let row = dGates.ptr + r * g4
-            for j in 0..<g4 { bih.grad[j] += row[j] }
-        }
+        let g4 = 4 * hiddenSize
+        recurrent.weightGradient(dGates.ptr, into: whh.grad.ptr, pool: pool)
+        input.weightGradient(dGates.ptr, into: wih.grad.ptr, pool: pool)
+        columnSums(dGates.ptr, rows: steps * batch, n: g4, into: bih.grad.ptr)
         bhh.grad.copy(from: bih.grad)
     }
+
+    /// The steps whose recurrent backward-data product ran in the last backward pass: step 0's
+    /// only when a gradient flowed into the initial state.
+    var recurrentBackwardSteps: Range<Int> { (wantsInitialGradient ? 0 : min(1, steps))..<steps }
 
     /// ∂loss/∂G_t from ∂loss/∂H_t (dht) and the carried ∂loss/∂C_t (dc, updated to ∂loss/∂C_{t-1}).
     private func cellBackward(_ t: Int, dh dht: UnsafeMutablePointer<Float>) {

@@ -13,6 +13,7 @@ public final class LanguageModel: Model {
     /// Batch size of the carried state; nil while the state is zero (fits any batch).
     public private(set) var carriedBatch: Int?
     private var zeros: Buffer
+    private var targets: UnsafePointer<Int32> = emptyIDs  // the batch's, validated by prepare
 
     public init(_ config: ModelConfig) throws(SDLSTMError) {
         guard config.task == .languageModel else { throw .invalid("not a language-model config") }
@@ -41,6 +42,9 @@ public final class LanguageModel: Model {
     public var embeddings: [Embedding] { [embedding] }
 
     /// Input: the first layer's input; between: layers 1…; recurrent: every layer.
+    public var lstmLayers: [LSTMLayer] { layers }
+    public var projections: [MaskedLinear] { [output.projection] }
+
     public func masks(at site: DropoutSite) -> [DropoutMask] {
         switch site {
         case .input: return [layers[0].inputDropout]
@@ -56,7 +60,7 @@ public final class LanguageModel: Model {
         var stats = try trainingLoss(batch)
         guard stats.loss.isFinite else { return stats }
         backward(batch)
-        stats.skippedMACsFraction = skippedMACsFraction(batch.seqLen)
+        stats.skippedMACsFraction = skippedMACsFraction
         return stats
     }
 
@@ -107,9 +111,10 @@ public final class LanguageModel: Model {
     /// Validates the batch and sizes every workspace for it (allocating only when it grows).
     private func prepare(_ batch: Batch) throws(SDLSTMError) {
         let (t, b) = (batch.seqLen, batch.batchSize)
-        try checkBatchShape(batch, widest: max(config.vocabSize, 4 * config.hiddenSize, config.embedSize))
-        try checkIDs(batch.inputs, count: t * b, below: config.vocabSize, "inputs")
-        try checkIDs(batch.targets, count: t * b, below: config.vocabSize, "targets")
+        try batch.checkShape(widest: max(config.vocabSize, 4 * config.hiddenSize, config.embedSize))
+        try checkIDs(batch.inputs, rows: b, stride: t, below: config.vocabSize, "inputs")
+        targets = try batch.requiredTargets()
+        try checkIDs(targets, rows: b, stride: t, below: config.vocabSize, "targets")
         if let carried = carriedBatch, carried != b {
             throw .state("the carried hidden state has batch size \(carried), this batch \(b); call sdlstm_reset_state first")
         }
@@ -138,62 +143,16 @@ public final class LanguageModel: Model {
             layer.forward(x, h0: h0, c0: c0, dropout: dropout)
             x = UnsafePointer(layer.output)
         }
-        return output.forward(x, targets: batch.targets, dropout: dropout)
+        return output.forward(x, targets: targets, dropout: dropout)
     }
 
     private func backward(_ batch: Batch) {
-        output.backward(targets: batch.targets, dropout: true)
+        output.backward(targets: targets)
         var dOut = output.dInput.ptr
         for layer in layers.reversed() {
-            layer.backward(dOut, needInputGradient: true, dropout: true)
+            layer.backward(dOut, needInputGradient: true)
             dOut = layer.dx.ptr
         }
         embedding.backward(batch.inputs, dOut)
-    }
-
-    /// Multiply-adds of this step's GEMMs (forward, backward-data, weight-gradient) that the
-    /// structured masks make unnecessary, as a share of all of them.
-    private func skippedMACsFraction(_ t: Int) -> Double {
-        var count = MACCount()
-        for layer in layers {
-            count.add(layer.inputDropout, outputs: 4 * layer.hiddenSize, steps: t, backwardData: 0..<t)
-            count.add(layer.recurrentDropout, outputs: 4 * layer.hiddenSize, steps: t, backwardData: 1..<t)
-        }
-        count.add(output.dropout, outputs: output.vocabSize, steps: t, backwardData: 0..<t)
-        return count.skippedFraction
-    }
-}
-
-/// Tallies the GEMM multiply-adds of a step and those its structured masks make unnecessary.
-public struct MACCount {
-    public private(set) var total = 0, skipped = 0
-
-    public init() {}
-
-    /// A GEMM with `outputs` columns consuming the masked operand: forward and weight-gradient over
-    /// all steps, backward-data over `backwardData`.
-    public mutating func add(_ mask: DropoutMask, outputs n: Int, steps t: Int, backwardData: Range<Int>) {
-        let b = mask.batch, d = mask.width
-        total += b * d * n * (2 * t + backwardData.count)
-        skipped += mask.skippableMACs(outputs: n, steps: 0..<t) * 2 + mask.skippableMACs(outputs: n, steps: backwardData)
-    }
-
-    public var skippedFraction: Double { total == 0 ? 0 : Double(skipped) / Double(total) }
-}
-
-/// Batch sizes positive and small enough that every buffer's element count fits in Int32.
-func checkBatchShape(_ batch: Batch, widest: Int) throws(SDLSTMError) {
-    let (t, b) = (batch.seqLen, batch.batchSize)
-    guard b >= 1 && t >= 1 else { throw .invalid("batch_size and seq_len must be >= 1, got \(b) and \(t)") }
-    let (rows, overflow) = t.multipliedReportingOverflow(by: b)
-    guard !overflow, rows <= Int(Int32.max) / widest else {
-        throw .invalid("batch_size × seq_len = \(b) × \(t) is too large for this model")
-    }
-}
-
-/// Every id in [0, bound).
-func checkIDs(_ ids: UnsafePointer<Int32>, count: Int, below bound: Int, _ name: String) throws(SDLSTMError) {
-    for i in 0..<count where ids[i] < 0 || Int(ids[i]) >= bound {
-        throw .invalid("\(name)[\(i)] = \(ids[i]) is outside [0, \(bound))")
     }
 }

@@ -6,7 +6,8 @@ public struct Batch {
     public var batchSize: Int
     public var seqLen: Int
     public var inputs: UnsafePointer<Int32>
-    public var targets: UnsafePointer<Int32>
+    /// Read by a loss (step, evaluate); decoding (tag, translate) reads none and takes nil.
+    public var targets: UnsafePointer<Int32>?
     public var lengths: UnsafePointer<Int32>? = nil
     public var targetLen = 0
     public var targetLengths: UnsafePointer<Int32>? = nil
@@ -14,7 +15,7 @@ public struct Batch {
     public var chars: UnsafePointer<Int32>? = nil
     public var wordLengths: UnsafePointer<Int32>? = nil
 
-    public init(batchSize: Int, seqLen: Int, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>) {
+    public init(batchSize: Int, seqLen: Int, inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?) {
         self.batchSize = batchSize
         self.seqLen = seqLen
         self.inputs = inputs
@@ -42,6 +43,9 @@ public protocol Model: AnyObject {
     var rng: Random { get set }
     /// The masks a dropout site drives (empty: the model lacks the site).
     func masks(at site: DropoutSite) -> [DropoutMask]
+    /// Every LSTM layer, and every other masked linear map, of the model: the GEMMs of a step.
+    var lstmLayers: [LSTMLayer] { get }
+    var projections: [MaskedLinear] { get }
     /// Mean training loss (dropout on, masks drawn for this batch) and every gradient; changes
     /// neither the parameters nor any carried state.
     func lossAndGradients(_ batch: Batch) throws(SDLSTMError) -> StepStats
@@ -68,6 +72,15 @@ public struct StateTensor: Equatable, Sendable {
 
 extension Model {
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    /// The share of the last step's GEMM multiply-adds (forward, backward data, weight gradient)
+    /// that the kept-column path left out.
+    var skippedMACsFraction: Double {
+        var count = MACCount()
+        for lstm in lstmLayers { count.add(lstm) }
+        for p in projections { p.countMACs(into: &count) }
+        return count.skippedFraction
+    }
 
     public func carriedStateTensors() -> [StateTensor] { [] }
 

@@ -143,7 +143,7 @@ final class PaddedLSTM {
             }
         }
         for (k, lstm) in directions.enumerated() {
-            lstm.backward(dStates[k], needInputGradient: needInputGradient, dropout: true,
+            lstm.backward(dStates[k], needInputGradient: needInputGradient,
                           dCell: dCell == nil ? nil : UnsafePointer(dCells[k]))
         }
         guard needInputGradient else { return }

@@ -12,8 +12,9 @@ import Glibc
 /// All steps of the window run inside one call, N split into tiles whose D × tile slice of W stays
 /// in L2 while every step's micro-kernel (CKernels) sweeps its kept-row list over it: W is read
 /// from memory once per window, not once per step. X̃_t[:, S_t] (the gathered, scaled kept
-/// columns) is all the backward pass keeps of the masked input.
-extension DropoutMask {
+/// columns) is all the backward pass keeps of the masked input. MaskedLinear decides when these
+/// run and owns their workspaces.
+extension MaskedLinear {
     /// Columns per tile: whole panels of the selected kernels, as many as keep the D × tile slice
     /// of W within half of this CPU's L2 (read at run time); at least one panel, at most 512 columns.
     public static func tileColumns(rows d: Int) -> Int {
@@ -25,30 +26,30 @@ extension DropoutMask {
     /// Gathers X̃_t[:, S_t] = X_t[:, S_t] · scale of the given steps into `gathered`.
     public func gather(_ x: UnsafePointer<Float>, steps range: Range<Int>) {
         for t in range {
-            let k = keptCount[t], idx = keptIndex.ptr + t * width, out = gathered.ptr + gatherOffset[t]
-            for b in 0..<batch {
-                let row = x + (t * batch + b) * width, o = out + b * k
-                for j in 0..<k { o[j] = row[Int(idx[j])] * scale }
+            let k = mask.keptCount[t], idx = mask.keptIndex.ptr + t * width, out = gathered.ptr + mask.gatherOffset[t]
+            for b in 0..<mask.batch {
+                let row = x + (t * mask.batch + b) * width, o = out + b * k
+                for j in 0..<k { o[j] = row[Int(idx[j])] * mask.scale }
             }
         }
     }
 
     /// C_t (B × n, row stride ldc, time-major) += X̃_t[:, S_t] · W[S_t, :] for the given steps.
     /// Threads take disjoint column tiles.
-    public func forwardGEMM(_ w: UnsafePointer<Float>, n: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
+    public func keptForward(_ w: UnsafePointer<Float>, n: Int, into c: UnsafeMutablePointer<Float>, ldc: Int,
                             steps range: Range<Int>, pool: ThreadPool? = nil) {
-        let blocking = sdk_blocking(), panel = Int(blocking.panel), rowBlocks = evenBlocks(batch, Int(blocking.forward_rows))
+        let blocking = sdk_blocking(), panel = Int(blocking.panel), rowBlocks = evenBlocks(mask.batch, Int(blocking.forward_rows))
         forTiles(n, pool: pool) { n0, n1, _, _ in
             // W is read in place: a kept row of a panel is a few adjacent cache lines, which the
             // hardware prefetcher follows, and the tile stays in L2 for all steps. Packing the tile
             // first measured slower (rate_vs_dense 0.88 / 0.76 packed, 0.93 / 0.83 in place, N 2600,
             // keep 0.5 / 0.35, 2 threads).
             for t in range {
-                let k = keptCount[t], idx = keptIndex.ptr + t * width, a = gathered.ptr + gatherOffset[t]
+                let k = mask.keptCount[t], idx = mask.keptIndex.ptr + t * width, a = gathered.ptr + mask.gatherOffset[t]
                 for (r0, rows) in rowBlocks {
                     for c0 in stride(from: n0, to: n1, by: panel) {
                         sdk_forward(Int32(rows), Int32(min(panel, n1 - c0)), Int32(k), a + r0 * k, Int32(k), idx,
-                                    w + c0, Int32(n), c + (t * batch + r0) * ldc + c0, Int32(ldc))
+                                    w + c0, Int32(n), c + (t * mask.batch + r0) * ldc + c0, Int32(ldc))
                     }
                 }
             }
@@ -57,26 +58,26 @@ extension DropoutMask {
 
     /// C_t (B × n) += X̃_t[:, S_t] · W[S_t, :] for one gathered step, W in panels (packPanels):
     /// the recurrent pass, where the window's steps cannot share a tile.
-    public func forwardStep(_ t: Int, panels: UnsafePointer<Float>, n: Int, into c: UnsafeMutablePointer<Float>,
+    public func keptForwardStep(_ t: Int, panels: UnsafePointer<Float>, n: Int, into c: UnsafeMutablePointer<Float>,
                             ldc: Int, pool: ThreadPool?) {
-        let k = keptCount[t]
-        panelGEMM(batch: batch, n: n, k: k, a: gathered.ptr + gatherOffset[t], lda: k, idx: keptIndex.ptr + t * width,
-                  panels: panels, rows: width, c: c + t * batch * ldc, ldc: ldc, pool: pool)
+        let k = mask.keptCount[t]
+        panelGEMM(batch: mask.batch, n: n, k: k, a: gathered.ptr + mask.gatherOffset[t], lda: k, idx: mask.keptIndex.ptr + t * width,
+                  panels: panels, rows: width, c: c + t * mask.batch * ldc, ldc: ldc, pool: pool)
     }
 
     /// dW (width × n) = Σ_t X̃_t[:, S_t]ᵀ · G_t over every step: kept rows accumulate, rows no step
     /// keeps are zero. G is time-major with row stride ldg. Threads take disjoint column tiles,
     /// each accumulating into a packed tile that is copied out once.
-    public func weightGradient(_ g: UnsafePointer<Float>, n: Int, ldg: Int, into dw: UnsafeMutablePointer<Float>,
+    public func keptWeightGradient(_ g: UnsafePointer<Float>, n: Int, ldg: Int, into dw: UnsafeMutablePointer<Float>,
                                pool: ThreadPool? = nil) {
         let panel = Int(sdk_blocking().panel)
         forTiles(n, pool: pool) { n0, n1, pack, ldp in
             pack.update(repeating: 0, count: width * ldp)
-            for t in 0..<steps {
-                let k = keptCount[t], idx = keptIndex.ptr + t * width, a = gathered.ptr + gatherOffset[t]
+            for t in 0..<mask.steps {
+                let k = mask.keptCount[t], idx = mask.keptIndex.ptr + t * width, a = gathered.ptr + mask.gatherOffset[t]
                 for c0 in stride(from: 0, to: n1 - n0, by: panel) {
-                    sdk_weight_grad(Int32(k), Int32(min(panel, n1 - n0 - c0)), Int32(batch), a, Int32(k), idx,
-                                    g + t * batch * ldg + n0 + c0, Int32(ldg), pack + c0, Int32(ldp))
+                    sdk_weight_grad(Int32(k), Int32(min(panel, n1 - n0 - c0)), Int32(mask.batch), a, Int32(k), idx,
+                                    g + t * mask.batch * ldg + n0 + c0, Int32(ldg), pack + c0, Int32(ldp))
                 }
             }
             for d in 0..<width { (dw + d * n + n0).update(from: pack + d * ldp, count: n1 - n0) }
@@ -87,7 +88,7 @@ extension DropoutMask {
     /// dropped ones, for the given steps: dot products of G_t's rows with W's kept rows (dotGEMM).
     /// Each kept row of W meets all B rows of G_t while it is in L1, so W streams once per step.
     /// Threads take disjoint steps, or for a single step disjoint blocks of kept units.
-    public func backwardData(_ g: UnsafePointer<Float>, n: Int, ldg: Int, _ w: UnsafePointer<Float>,
+    public func keptBackwardData(_ g: UnsafePointer<Float>, n: Int, ldg: Int, _ w: UnsafePointer<Float>,
                              into dx: UnsafeMutablePointer<Float>, steps range: Range<Int>, pool: ThreadPool? = nil) {
         let parts = pool?.width ?? 1
         if range.count >= parts {
@@ -99,9 +100,9 @@ extension DropoutMask {
                 for i in 0..<chunks {
                     let n0 = n * i / chunks / 16 * 16, n1 = i == chunks - 1 ? n : n * (i + 1) / chunks / 16 * 16
                     for t in steps {
-                        dotGEMM(batch: batch, n: n1 - n0, units: keptCount[t], g: g + t * batch * ldg + n0, ldg: ldg,
-                                idx: keptIndex.ptr + t * width, w: w + n0, ldw: n, d: gatheredGrad.ptr + gatherOffset[t],
-                                ldd: keptCount[t], accumulate: i > 0, pool: nil)
+                        dotGEMM(batch: mask.batch, n: n1 - n0, units: mask.keptCount[t], g: g + t * mask.batch * ldg + n0, ldg: ldg,
+                                idx: mask.keptIndex.ptr + t * width, w: w + n0, ldw: n, d: gatheredGrad.ptr + mask.gatherOffset[t],
+                                ldd: mask.keptCount[t], accumulate: i > 0, pool: nil)
                     }
                 }
             }
@@ -114,16 +115,16 @@ extension DropoutMask {
             // Fewer steps than threads (the recurrent pass runs one at a time): nothing of W is
             // reused across steps, so whole rows, and threads split each step's kept units.
             for t in range {
-                dotGEMM(batch: batch, n: n, units: keptCount[t], g: g + t * batch * ldg, ldg: ldg, idx: keptIndex.ptr + t * width,
-                        w: w, ldw: n, d: gatheredGrad.ptr + gatherOffset[t], ldd: keptCount[t], pool: pool)
+                dotGEMM(batch: mask.batch, n: n, units: mask.keptCount[t], g: g + t * mask.batch * ldg, ldg: ldg, idx: mask.keptIndex.ptr + t * width,
+                        w: w, ldw: n, d: gatheredGrad.ptr + mask.gatherOffset[t], ldd: mask.keptCount[t], pool: pool)
             }
         }
         for t in range {
-            let k = keptCount[t], idx = keptIndex.ptr + t * width, src = gatheredGrad.ptr + gatherOffset[t]
-            for b in 0..<batch {
-                let row = dx + (t * batch + b) * width, grad = src + b * k
+            let k = mask.keptCount[t], idx = mask.keptIndex.ptr + t * width, src = gatheredGrad.ptr + mask.gatherOffset[t]
+            for b in 0..<mask.batch {
+                let row = dx + (t * mask.batch + b) * width, grad = src + b * k
                 row.update(repeating: 0, count: width)
-                for u in 0..<k { row[Int(idx[u])] = grad[u] * scale }
+                for u in 0..<k { row[Int(idx[u])] = grad[u] * mask.scale }
             }
         }
     }

@@ -23,7 +23,11 @@ public final class Tagger: Model {
     public let wordEmbedding: Embedding
     public let characters: CharacterEncoder?
     let layers: [PaddedLSTM]
-    let projection: TagProjection
+    /// The tag scores S = H̃ · W + b (W: D × K, PyTorch's `hidden2tag.weight` is K × D), H̃ = H ⊙ M_out.
+    let tagWeight: Parameter
+    let tagBias: Parameter
+    let projection: MaskedLinear
+    private let wordLoss: SoftmaxCrossEntropy  // without a CRF
     public let crf: CRF?
     public var optimizer = Optimizer()
     public let compute = Compute()
@@ -39,13 +43,16 @@ public final class Tagger: Model {
     private var steps = 0, batch = 0
     private var lengths: [Int] = []
     private var realWords = 0
+    private var tags: UnsafePointer<Int32> = emptyIDs  // the batch's gold tags, B × T (validated)
     private var wordIDs: [Int32] = []       // B × T, 0 at padded positions
     private var wordRows: [Int] = []        // row t * B + b of each real word, time-major order
     private var wordPositions: [Int] = []   // index b * T + t of each real word in the batch arrays
     private var representation: Buffer      // T × B × inputWidth
     private var dEmbedding: Buffer          // T × B × embedSize
     private var dCharacters: Buffer         // N × C
-    private var dScores: Buffer             // T × B × K
+    private var scores: Buffer              // T × B × K
+    private var dScores: Buffer             // T × B × K; without a CRF, first the words' softmax
+    private var dTop: Buffer                // T × B × hidden: ∂loss/∂H of the top layer
 
     public init(_ config: ModelConfig) throws(SDLSTMError) {
         guard config.task == .tagger else { throw .invalid("not a tagger config") }
@@ -75,11 +82,16 @@ public final class Tagger: Model {
                                            hiddenSize: config.hiddenSize / 2, name: "lstm", layer: l))
         }
         self.layers = layers
-        projection = try TagProjection(inputSize: config.hiddenSize, numTags: config.numTags, name: "hidden2tag")
+        tagWeight = try Parameter("hidden2tag.weight", rows: config.hiddenSize, cols: config.numTags, transposed: true)
+        tagBias = try Parameter("hidden2tag.bias", rows: config.numTags)
+        // K = num_tags is far narrower than one kernel panel: the kept columns would save nothing.
+        projection = try MaskedLinear(width: config.hiddenSize, outputs: config.numTags, kernels: .never)
+        wordLoss = SoftmaxCrossEntropy(width: config.numTags)
         crf = config.useCRF ? try CRF(numTags: config.numTags, name: "crf") : nil
         let lstms = layers.flatMap(\.directions) + (characters?.lstm.directions ?? [])
         for lstm in lstms { lstm.compute = compute }
-        (representation, dEmbedding, dCharacters, dScores) = (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
+        (representation, dEmbedding, dCharacters, scores, dScores, dTop) =
+            (try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0), try Buffer(0))
         var initRNG = Random(seed: config.seed)
         for p in parameters { p.initUniform(scale: config.initScale, rng: &initRNG) }
         rng = initRNG
@@ -88,16 +100,20 @@ public final class Tagger: Model {
     /// PyTorch's `state_dict` order of a module registering them in this order.
     public var parameters: [Parameter] {
         [wordEmbedding.table] + (characters?.parameters ?? []) + layers.flatMap(\.parameters)
-            + [projection.weight, projection.bias] + (crf?.parameters ?? [])
+            + [tagWeight, tagBias] + (crf?.parameters ?? [])
     }
 
     public var embeddings: [Embedding] { [wordEmbedding] + (characters.map { [$0.embedding] } ?? []) }
+
+    /// The character LSTM has no dropout site, but its GEMMs count in the total.
+    public var lstmLayers: [LSTMLayer] { layers.flatMap(\.directions) + (characters?.lstm.directions ?? []) }
+    public var projections: [MaskedLinear] { [projection] }
 
     public func masks(at site: DropoutSite) -> [DropoutMask] {
         switch site {
         case .input: return layers[0].directions.map(\.inputDropout)
         case .between: return layers.dropFirst().flatMap(\.directions).map(\.inputDropout)
-        case .output: return [projection.dropout]
+        case .output: return [projection.mask]
         case .recurrent: return layers.flatMap(\.directions).map(\.recurrentDropout)
         }
     }
@@ -123,7 +139,7 @@ public final class Tagger: Model {
         var stats = try trainingLoss(batch)
         guard stats.loss.isFinite else { return stats }
         backward(batch)
-        stats.skippedMACsFraction = skippedMACsFraction()
+        stats.skippedMACsFraction = skippedMACsFraction
         return stats
     }
 
@@ -148,7 +164,7 @@ public final class Tagger: Model {
         try withSingleThreadedBLAS { () throws(SDLSTMError) in
             try prepare(batch, needTargets: false)
             forward(batch, dropout: false)
-            let scores = UnsafePointer(projection.scores.ptr)
+            let scores = UnsafePointer(self.scores.ptr)
             let k = config.numTags
             // NaN wins no comparison, so decoding would quietly answer tag 0 everywhere.
             for r in wordRows where !(0..<k).allSatisfy({ scores[r * k + $0].isFinite }) {
@@ -176,25 +192,14 @@ public final class Tagger: Model {
     /// Validates the batch (real positions only) and sizes every workspace for it.
     private func prepare(_ batch: Batch, needTargets: Bool) throws(SDLSTMError) {
         let (t, b) = (batch.seqLen, batch.batchSize)
-        try checkBatchShape(batch, widest: max(inputWidth, 2 * config.hiddenSize, config.numTags))
-        var lengths = [Int](repeating: t, count: b)
-        if let l = batch.lengths {
-            for i in 0..<b {
-                guard l[i] >= 1 && Int(l[i]) <= t else { throw .invalid("lengths[\(i)] = \(l[i]) is outside [1, \(t)]") }
-                lengths[i] = Int(l[i])
-            }
-        }
-        func checkReal(_ ids: UnsafePointer<Int32>, below bound: Int, _ name: String) throws(SDLSTMError) {
-            for i in 0..<b {
-                for j in 0..<lengths[i] where ids[i * t + j] < 0 || Int(ids[i * t + j]) >= bound {
-                    throw .invalid("\(name)[\(i * t + j)] = \(ids[i * t + j]) is outside [0, \(bound))")
-                }
-            }
-        }
-        try checkReal(batch.inputs, below: config.vocabSize, "inputs")
+        try batch.checkShape(widest: max(inputWidth, 2 * config.hiddenSize, config.numTags))
+        let lengths = try batch.rowLengths(batch.lengths, max: t, "lengths")
+        try checkIDs(batch.inputs, rows: b, stride: t, lengths: lengths, below: config.vocabSize, "inputs")
         if needTargets {
-            try checkReal(batch.targets, below: config.numTags, "targets")
-            try crf?.checkAllowed(batch.targets, lengths: lengths, steps: t, names: tagNames)
+            let tags = try batch.requiredTargets()
+            try checkIDs(tags, rows: b, stride: t, lengths: lengths, below: config.numTags, "targets")
+            try crf?.checkAllowed(tags, lengths: lengths, steps: t, names: tagNames)
+            self.tags = tags
         }
         let words = lengths.reduce(0, +)
         if let characters {
@@ -238,6 +243,8 @@ public final class Tagger: Model {
         for layer in layers { try layer.prepare(steps: t, batch: b) }
         try projection.prepare(steps: t, batch: b)
         let rows = t * b
+        if scores.count < rows * config.numTags { scores = try Buffer(rows * config.numTags) }
+        if dTop.count < rows * config.hiddenSize { dTop = try Buffer(rows * config.hiddenSize) }
         if representation.count < rows * inputWidth { representation = try Buffer(rows * inputWidth) }
         if dEmbedding.count < rows * config.embedSize { dEmbedding = try Buffer(rows * config.embedSize) }
         if dScores.count < rows * config.numTags { dScores = try Buffer(rows * config.numTags) }
@@ -251,11 +258,6 @@ public final class Tagger: Model {
         representation.ptr.update(repeating: 0, count: steps * self.batch * d)
         for r in wordRows { (representation.ptr + r * d).update(from: emb + r * e, count: e) }
         if let characters, let chars = batch.chars, let wordLengths = batch.wordLengths {
-            // The character LSTM has no dropout site: "sampling" its inactive masks draws nothing
-            // and only records the shape that the MAC count reads.
-            for m in characters.lstm.directions.flatMap({ [$0.inputDropout, $0.recurrentDropout] }) {
-                m.sample(steps: characters.maxLength, batch: realWords, rng: &rng)
-            }
             characters.forward(chars: chars, wordLengths: wordLengths, positions: wordPositions)
             let c = characters.width
             for (n, r) in wordRows.enumerated() {
@@ -267,22 +269,24 @@ public final class Tagger: Model {
             layer.forward(x, lengths: lengths, dropout: dropout)
             x = UnsafePointer(layer.output.ptr)
         }
-        projection.forward(x, dropout: dropout)
+        let k = config.numTags
+        for r in 0..<(steps * self.batch) { (scores.ptr + r * k).update(from: tagBias.value.ptr, count: k) }
+        projection.begin(steps: steps, batch: self.batch, dropout: dropout)
+        projection.forward(x, w: tagWeight.value.ptr, into: scores.ptr, pool: nil)
     }
 
-    /// Σ over sentences of their loss (the CRF's −log P(gold), or the words' cross-entropies).
+    /// Σ over sentences of their loss (the CRF's −log P(gold), or the words' cross-entropies, which
+    /// leave each word's softmax in dScores for `backward`; padded rows are zero there).
     private func loss(_ batch: Batch) -> Double {
-        let scores = UnsafePointer(projection.scores.ptr)
-        if let crf { return crf.forward(scores, tags: batch.targets, lengths: lengths, steps: steps) }
-        var total = 0.0
+        let scores = UnsafePointer(self.scores.ptr)
+        if let crf { return crf.forward(scores, tags: tags, lengths: lengths, steps: steps) }
         let k = config.numTags
+        dScores.ptr.update(repeating: 0, count: steps * self.batch * k)
+        var total = 0.0
         for r in 0..<wordRows.count {
-            let s = scores + wordRows[r] * k
-            var m = s[0]
-            for j in 1..<k { m = max(m, s[j]) }
-            var sum = 0.0
-            for j in 0..<k { sum += Double(expf(s[j] - m)) }
-            total += log(sum) + Double(m) - Double(s[Int(batch.targets[wordPositions[r]])])
+            let z = dScores.ptr + wordRows[r] * k
+            z.update(from: scores + wordRows[r] * k, count: k)
+            total += wordLoss.lossAndProbabilities(z, target: Int(tags[wordPositions[r]]))
         }
         return total
     }
@@ -290,24 +294,20 @@ public final class Tagger: Model {
     /// Gradients of the mean loss, from the tag scores down to both embeddings.
     private func backward(_ batch: Batch) {
         let k = config.numTags, scale = 1 / Double(realWords)
-        let scores = UnsafePointer(projection.scores.ptr)
         if let crf {
-            crf.backward(scores, tags: batch.targets, lengths: lengths, steps: steps, scale: scale, dEmissions: dScores.ptr)
+            crf.backward(UnsafePointer(scores.ptr), tags: tags, lengths: lengths, steps: steps, scale: scale,
+                         dEmissions: dScores.ptr)
         } else {
-            // ∂/∂s = (softmax(s) − onehot(y)) / N at real positions, 0 at padded ones.
-            dScores.ptr.update(repeating: 0, count: steps * self.batch * k)
+            // ∂/∂s = (softmax(s) − onehot(y)) / N at real positions (loss left the softmax), 0 at padded ones.
             for r in 0..<wordRows.count {
-                let s = scores + wordRows[r] * k, g = dScores.ptr + wordRows[r] * k
-                var m = s[0]
-                for j in 1..<k { m = max(m, s[j]) }
-                var sum: Float = 0
-                for j in 0..<k { g[j] = expf(s[j] - m); sum += g[j] }
-                for j in 0..<k { g[j] *= Float(scale) / sum }
-                g[Int(batch.targets[wordPositions[r]])] -= Float(scale)
+                wordLoss.gradient(dScores.ptr + wordRows[r] * k, target: Int(tags[wordPositions[r]]), scale: Float(scale))
             }
         }
-        projection.backward(dScores.ptr)
-        var dOut = UnsafePointer(projection.dInput.ptr)
+        let rows = steps * self.batch
+        projection.weightGradient(dScores.ptr, into: tagWeight.grad.ptr, pool: nil)
+        columnSums(dScores.ptr, rows: rows, n: k, into: tagBias.grad.ptr)
+        projection.backwardData(dScores.ptr, w: tagWeight.value.ptr, into: dTop.ptr, pool: nil)
+        var dOut = UnsafePointer(dTop.ptr)
         for layer in layers.reversed() {
             layer.backward(outputGradient: dOut, needInputGradient: true)
             dOut = UnsafePointer(layer.dx.ptr)
@@ -321,19 +321,5 @@ public final class Tagger: Model {
             for (n, r) in wordRows.enumerated() { (dCharacters.ptr + n * c).update(from: dOut + r * d + e, count: c) }
             characters.backward(dCharacters.ptr)
         }
-    }
-
-    /// Multiply-adds of this step's GEMMs that the structured masks make unnecessary, as a share of
-    /// all of them (character LSTM included; it has no dropout site).
-    private func skippedMACsFraction() -> Double {
-        var count = MACCount()
-        var lstms = layers.flatMap(\.directions).map { ($0, steps) }
-        if let characters { lstms += characters.lstm.directions.map { ($0, characters.maxLength) } }
-        for (lstm, t) in lstms {
-            count.add(lstm.inputDropout, outputs: 4 * lstm.hiddenSize, steps: t, backwardData: 0..<t)
-            count.add(lstm.recurrentDropout, outputs: 4 * lstm.hiddenSize, steps: t, backwardData: 1..<t)
-        }
-        count.add(projection.dropout, outputs: config.numTags, steps: steps, backwardData: 0..<steps)
-        return count.skippedFraction
     }
 }

@@ -83,6 +83,9 @@ public final class Translator: Model {
 
     public var embeddings: [Embedding] { [sourceEmbedding, targetEmbedding] }
 
+    public var lstmLayers: [LSTMLayer] { encoder.flatMap(\.directions) + decoder }
+    public var projections: [MaskedLinear] { [generator.projection] }
+
     public func masks(at site: DropoutSite) -> [DropoutMask] {
         switch site {
         case .input: return encoder[0].directions.map(\.inputDropout) + [decoder[0].inputDropout]
@@ -104,7 +107,7 @@ public final class Translator: Model {
         var stats = try trainingLoss(batch)
         guard stats.loss.isFinite else { return stats }
         backward()
-        stats.skippedMACsFraction = skippedMACsFraction()
+        stats.skippedMACsFraction = skippedMACsFraction
         return stats
     }
 
@@ -134,14 +137,15 @@ public final class Translator: Model {
     private func prepare(_ batch: Batch) throws(SDLSTMError) {
         let (b, ts) = (batch.batchSize, batch.seqLen)
         let widest = max(firstInputWidth, 4 * config.hiddenSize, config.targetVocabSize, 2 * config.hiddenSize)
-        try checkBatchShape(batch, widest: widest)
-        let lengths = try readLengths(batch.lengths, count: b, max: ts, min: 1, "lengths")
-        try checkReal(batch.inputs, rows: b, stride: ts, lengths: lengths, below: config.vocabSize, "inputs")
+        try batch.checkShape(widest: widest)
+        let lengths = try batch.rowLengths(batch.lengths, max: ts, "lengths")
+        try checkIDs(batch.inputs, rows: b, stride: ts, lengths: lengths, below: config.vocabSize, "inputs")
         let tt = batch.targetLen
         guard tt >= 2 else { throw .invalid("target_len must be >= 2 (<bos> and <eos> at least), got \(tt)") }
-        try checkBatchShape(Batch(batchSize: b, seqLen: tt, inputs: batch.inputs, targets: batch.targets), widest: widest)
-        let targetLengths = try readLengths(batch.targetLengths, count: b, max: tt, min: 2, "target_lengths")
-        try checkReal(batch.targets, rows: b, stride: tt, lengths: targetLengths, below: config.targetVocabSize, "targets")
+        try batch.checkShape(steps: tt, widest: widest, "target_len")
+        let targetLengths = try batch.rowLengths(batch.targetLengths, max: tt, min: 2, "target_lengths")
+        let targets = try batch.requiredTargets()
+        try checkIDs(targets, rows: b, stride: tt, lengths: targetLengths, below: config.targetVocabSize, "targets")
 
         try prepareEncoder(batch.inputs, lengths: lengths, steps: ts)
         // The decoder reads ids 0 … n_b of each row and predicts ids 1 … n_b + 1.
@@ -152,8 +156,8 @@ public final class Translator: Model {
         predicted = 0
         for i in 0..<b {
             for t in 0..<(targetLengths[i] - 1) {
-                decoderIDs[i * steps + t] = batch.targets[i * tt + t]
-                gold[i * steps + t] = batch.targets[i * tt + t + 1]
+                decoderIDs[i * steps + t] = targets[i * tt + t]
+                gold[i * steps + t] = targets[i * tt + t + 1]
             }
             predicted += targetLengths[i] - 1
         }
@@ -165,28 +169,6 @@ public final class Translator: Model {
         if firstInput.count < rows * firstInputWidth { firstInput = try Buffer(rows * firstInputWidth) }
         if dTop.count < rows * h { dTop = try Buffer(rows * h) }
         if dEmbedding.count < rows * config.embedSize { dEmbedding = try Buffer(rows * config.embedSize) }
-    }
-
-    /// Lengths in [min, max] (nil: all max).
-    func readLengths(_ p: UnsafePointer<Int32>?, count: Int, max: Int, min: Int, _ name: String) throws(SDLSTMError) -> [Int] {
-        var lengths = [Int](repeating: max, count: count)
-        if let p {
-            for i in 0..<count {
-                guard p[i] >= min && Int(p[i]) <= max else { throw .invalid("\(name)[\(i)] = \(p[i]) is outside [\(min), \(max)]") }
-                lengths[i] = Int(p[i])
-            }
-        }
-        return lengths
-    }
-
-    /// Ids of the real positions of each row in [0, bound).
-    func checkReal(_ ids: UnsafePointer<Int32>, rows: Int, stride: Int, lengths: [Int], below bound: Int,
-                           _ name: String) throws(SDLSTMError) {
-        for i in 0..<rows {
-            for j in 0..<lengths[i] where ids[i * stride + j] < 0 || Int(ids[i * stride + j]) >= bound {
-                throw .invalid("\(name)[\(i * stride + j)] = \(ids[i * stride + j]) is outside [0, \(bound))")
-            }
-        }
     }
 
     /// Sizes the encoder for B = lengths.count sources of `steps` positions and copies their ids.
@@ -253,7 +235,7 @@ public final class Translator: Model {
     /// attention and the initial states into the encoder and both embeddings.
     private func backward() {
         let (b, h, e, w) = (batch, config.hiddenSize, config.embedSize, firstInputWidth)
-        gold.withUnsafeBufferPointer { generator.backward(targets: $0.baseAddress!, dropout: true) }
+        gold.withUnsafeBufferPointer { generator.backward(targets: $0.baseAddress!) }
         let dOutput = generator.dInput.ptr  // ∂h̃, T_t × B × H; the fed-back share is added below
         let memory = UnsafePointer(encoder[encoder.count - 1].output.ptr)
         attention.beginBackward()
@@ -287,18 +269,5 @@ public final class Translator: Model {
             dOut = UnsafePointer(encoder[l].dx.ptr)
         }
         sourceIDs.withUnsafeBufferPointer { sourceEmbedding.backward($0.baseAddress!, dOut) }
-    }
-
-    /// Multiply-adds of this step's GEMMs that the structured masks make unnecessary, as a share of
-    /// all of them.
-    private func skippedMACsFraction() -> Double {
-        var count = MACCount()
-        let lstms = encoder.flatMap(\.directions).map { ($0, sourceSteps, 1) } + decoder.map { ($0, targetSteps, 0) }
-        for (lstm, t, firstRecurrent) in lstms {
-            count.add(lstm.inputDropout, outputs: 4 * lstm.hiddenSize, steps: t, backwardData: 0..<t)
-            count.add(lstm.recurrentDropout, outputs: 4 * lstm.hiddenSize, steps: t, backwardData: firstRecurrent..<t)
-        }
-        count.add(generator.dropout, outputs: generator.vocabSize, steps: targetSteps, backwardData: 0..<targetSteps)
-        return count.skippedFraction
     }
 }

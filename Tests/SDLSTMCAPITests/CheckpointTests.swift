@@ -25,7 +25,7 @@ final class CheckpointABITests: XCTestCase {
             XCTAssertEqual(sdlstm_save(m, a, flags), OK, lastError())
             let loaded = load(a)
             XCTAssertEqual(sdlstm_save(loaded, b, flags), OK, lastError())
-            XCTAssertEqual(readBytes(a), readBytes(b), "flags \(flags): a loaded model saves to the same bytes")
+            XCTAssertEqual(try readBytes(a), try readBytes(b), "flags \(flags): a loaded model saves to the same bytes")
             XCTAssertEqual(getStrings(loaded, "vocab"), ["<eos>", "the", "ünïcode", ""])
             XCTAssertEqual(getMetadata(loaded, "corpus"), "tiny")
             let p = progress(loaded)
@@ -64,7 +64,7 @@ final class CheckpointABITests: XCTestCase {
         let flags = UInt32(SDLSTM_SAVE_CARRIED_STATE.rawValue)
         XCTAssertEqual(sdlstm_save(straight, a, flags), OK)
         XCTAssertEqual(sdlstm_save(resumed, b, flags), OK)
-        XCTAssertEqual(readBytes(a), readBytes(b), "a resumed run ends bit-identical to a straight one")
+        XCTAssertEqual(try readBytes(a), try readBytes(b), "a resumed run ends bit-identical to a straight one")
     }
 
     func testProgressCountsSteps() {
@@ -276,8 +276,9 @@ final class CheckpointReproducerTests: XCTestCase {
     }
 }
 
-func readBytes(_ path: String) -> [UInt8] {
-    guard let f = fopen(path, "rb") else { return [] }
+/// The bytes of `path`; a missing file throws, so two missing files never compare equal.
+func readBytes(_ path: String) throws -> [UInt8] {
+    guard let f = fopen(path, "rb") else { throw FileMissing(path: path) }
     defer { fclose(f) }
     var out: [UInt8] = []
     var buf = [UInt8](repeating: 0, count: 65536)
@@ -293,4 +294,10 @@ func writeBytes(_ path: String, _ bytes: [UInt8]) -> Bool {
     guard let f = fopen(path, "wb") else { return false }
     defer { fclose(f) }
     return bytes.isEmpty || fwrite(bytes, 1, bytes.count, f) == bytes.count
+}
+
+/// A file a test expected to read is not there.
+struct FileMissing: Error, CustomStringConvertible {
+    let path: String
+    var description: String { "cannot open \(path)" }
 }

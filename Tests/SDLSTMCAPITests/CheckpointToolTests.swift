@@ -92,7 +92,7 @@ final class CheckpointToolTests: XCTestCase {
         if access(python, X_OK) == 0 {
             let tool = "\(Self.repo)/tools/sdlstm_checkpoint.py"
             XCTAssertEqual(runCommand([python, tool, "verify", path]).0, 0)
-            var bytes = readBytes(path)
+            var bytes = try readBytes(path)
             bytes[bytes.count / 2] ^= 4
             XCTAssertTrue(writeBytes(path, bytes))
             let (bad, message) = runCommand([python, tool, "verify", path])

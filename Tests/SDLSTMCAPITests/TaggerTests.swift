@@ -323,7 +323,7 @@ final class TaggerTests: XCTestCase {
         XCTAssertEqual(scheme, SDLSTM_TAG_SCHEME_IOB2)
         XCTAssertEqual(tag(loaded, batch).1, constrained, "the loaded tagger decodes with the same constraints")
         XCTAssertEqual(sdlstm_save(loaded, again, 0), OK, lastError())
-        XCTAssertEqual(readBytes(path), readBytes(again), "a loaded tagger saves to the same bytes")
+        XCTAssertEqual(try readBytes(path), try readBytes(again), "a loaded tagger saves to the same bytes")
 
         // The scheme pointer is optional; the others are not, and only a tagger has tag names.
         var out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?

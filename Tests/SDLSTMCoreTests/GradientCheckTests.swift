@@ -38,11 +38,11 @@ final class GradientCheckTests: XCTestCase {
     func testNoDropout() throws { try check(.none, sites: []) }
     func testVariational() throws { try check(.variational, sites: allSites) }
     func testStandard() throws { try check(.standard, sites: allSites) }
-    /// p = 0.5 takes the kept-share kernels on SIMD sets (DropoutMask.kernelsPay), p = 0.1 the dense
+    /// p = 0.5 takes the kept-share kernels on SIMD sets (MaskedLinear.kernelsPay), p = 0.1 the dense
     /// path with the mask applied.
     func testStructured() throws { try check(.structured, sites: allSites, p: 0.5) }
     func testStructuredBelowKernelLimit() throws {
-        XCTAssertFalse(DropoutMask.kernelsPay(keep: 0.9))
+        XCTAssertFalse(MaskedLinear.kernelsPay(keep: 0.9))
         try check(.structured, sites: allSites, p: 0.1)
     }
     func testStructuredFixed() throws { try check(.structuredFixed, sites: allSites, p: 0.4) }

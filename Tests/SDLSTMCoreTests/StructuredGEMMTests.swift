@@ -16,9 +16,10 @@ final class StructuredGEMMTests: XCTestCase {
                threads: Int, isa: String) throws {
         let pool = ThreadPool(threads: threads)
         var rng = Random(seed: UInt64(t * 1000 + b * 10 + d))
-        let mask = try DropoutMask(width: d)
+        let linear = try MaskedLinear(width: d, outputs: n)
+        let mask = linear.mask
         mask.setting = DropoutSetting(policy: policy, p: p)
-        try mask.prepare(steps: t, batch: b, threads: threads)
+        try linear.prepare(steps: t, batch: b, threads: threads)
         mask.sample(steps: t, batch: b, rng: &rng)
         // The drawn mask, given explicitly: every kernel set takes the kernels whatever its rate.
         var drawn: [Float] = []
@@ -38,21 +39,21 @@ final class StructuredGEMMTests: XCTestCase {
         }
 
         let c = try Buffer(t * b * n)
-        mask.gather(x.ptr, steps: 0..<t)
-        mask.forwardGEMM(w.ptr, n: n, into: c.ptr, ldc: n, steps: 0..<t, pool: pool)
+        linear.gather(x.ptr, steps: 0..<t)
+        linear.keptForward(w.ptr, n: n, into: c.ptr, ldc: n, steps: 0..<t, pool: pool)
         var want = [Double](repeating: 0, count: t * b * n)
         for r in 0..<(t * b) { for j in 0..<d where xm[r * d + j] != 0 { for o in 0..<n { want[r * n + o] += xm[r * d + j] * Double(w[j * n + o]) } } }
         assertClose(c.array, want, atol: 1e-5, rtol: 1e-4, "\(isa) " + "forward")
 
         let dw = try Buffer(d * n)
         dw.array.indices.forEach { dw[$0] = 7 }  // stale values must be overwritten
-        mask.weightGradient(g.ptr, n: n, ldg: n, into: dw.ptr, pool: pool)
+        linear.keptWeightGradient(g.ptr, n: n, ldg: n, into: dw.ptr, pool: pool)
         want = [Double](repeating: 0, count: d * n)
         for r in 0..<(t * b) { for j in 0..<d where xm[r * d + j] != 0 { for o in 0..<n { want[j * n + o] += xm[r * d + j] * Double(g[r * n + o]) } } }
         assertClose(dw.array, want, atol: 1e-5, rtol: 1e-4, "\(isa) " + "weight gradient")
 
         let dx = try Buffer(t * b * d)
-        mask.backwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, pool: pool)
+        linear.keptBackwardData(g.ptr, n: n, ldg: n, w.ptr, into: dx.ptr, steps: 0..<t, pool: pool)
         want = [Double](repeating: 0, count: t * b * d)
         for s in 0..<t {
             for r in 0..<b {
@@ -95,7 +96,7 @@ final class StructuredGEMMTests: XCTestCase {
     func testStructuredTilesAcrossOutputs() throws {
         // More outputs than one tile holds for this width, so several tiles accumulate.
         let d = 300
-        XCTAssertLessThan(DropoutMask.tileColumns(rows: d), 700)
+        XCTAssertLessThan(MaskedLinear.tileColumns(rows: d), 700)
         try check(steps: 2, batch: 7, width: d, outputs: 700, policy: .structured, p: 0.5)
     }
 

@@ -57,8 +57,8 @@ final class WrapperTests: XCTestCase {
 
     func testSetterErrors() throws {
         let m = try LanguageModel(small())
-        expectError(.invalid, mentioning: "p") { try m.setDropout(.structured, p: 1.0, at: .input) }
-        expectError(.invalid, mentioning: "p") { try m.setDropout(.structured, p: .nan, at: .output) }
+        expectError(.invalid, mentioning: "dropout p must be in [0, 1), got 1.0") { try m.setDropout(.structured, p: 1.0, at: .input) }
+        expectError(.invalid, mentioning: "dropout p must be in [0, 1), got nan") { try m.setDropout(.structured, p: .nan, at: .output) }
         expectError(.invalid, mentioning: "learning") { try m.setLearningRate(0) }
         expectError(.invalid, mentioning: "norm") { try m.setClipNorm(-1) }
         expectError(.invalid, mentioning: "thread") { try m.setNumThreads(0) }
