@@ -37,8 +37,8 @@ public func sdlstm_status_name(_ status: sdlstm_status) -> UnsafePointer<CChar>?
 public func sdlstm_config_init(_ cfg: UnsafeMutablePointer<sdlstm_config>?, _ task: sdlstm_task) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let out = try unwrap(cfg, "cfg")
-        try checkSize(out.pointee.struct_size, of: sdlstm_config.self, "cfg")
-        out.pointee = cConfig(ModelConfig(task: try SDLSTMCAPI.task(task)))
+        let size = try structSize(of: out, "cfg")
+        copyOut(cConfig(ModelConfig(task: try SDLSTMCAPI.task(task))), to: out, structSize: size)
     }
 }
 
@@ -47,8 +47,9 @@ public func sdlstm_model_create(_ cfg: UnsafePointer<sdlstm_config>?,
                                 _ out: UnsafeMutablePointer<OpaquePointer?>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let out = try unwrap(out, "out")
-        let c = try unwrap(cfg, "cfg").pointee
-        try checkSize(c.struct_size, of: sdlstm_config.self, "cfg")
+        // The fields an older, smaller struct lacks take the defaults of its task.
+        let task = try copyIn(cfg, "cfg", defaults: sdlstm_config()).task
+        let c = try copyIn(cfg, "cfg", defaults: cConfig(ModelConfig(task: try SDLSTMCAPI.task(task))))
         let m = try makeModel(try coreConfig(c))
         out.pointee = OpaquePointer(Unmanaged.passRetained(ModelHandle(m)).toOpaque())
     }
@@ -65,8 +66,7 @@ public func sdlstm_get_config(_ model: OpaquePointer?, _ cfg: UnsafeMutablePoint
     translate { () throws(SDLSTMError) in
         let m = try SDLSTMCAPI.model(model)
         let out = try unwrap(cfg, "cfg")
-        try checkSize(out.pointee.struct_size, of: sdlstm_config.self, "cfg")
-        out.pointee = cConfig(m.config)
+        copyOut(cConfig(m.config), to: out, structSize: try structSize(of: out, "cfg"))
     }
 }
 
@@ -124,8 +124,7 @@ public func sdlstm_step(_ model: OpaquePointer?, _ batch: UnsafePointer<sdlstm_b
                         _ stats: UnsafeMutablePointer<sdlstm_stats>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let m = try SDLSTMCAPI.model(model)
-        if let stats { try checkSize(stats.pointee.struct_size, of: sdlstm_stats.self, "stats") }
-        write(try m.step(try coreBatch(batch)), to: stats)
+        try withStats(stats) { () throws(SDLSTMError) in try m.step(try coreBatch(batch)) }
     }
 }
 
@@ -134,8 +133,7 @@ public func sdlstm_evaluate(_ model: OpaquePointer?, _ batch: UnsafePointer<sdls
                             _ stats: UnsafeMutablePointer<sdlstm_stats>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let m = try SDLSTMCAPI.model(model)
-        if let stats { try checkSize(stats.pointee.struct_size, of: sdlstm_stats.self, "stats") }
-        write(try m.evaluate(try coreBatch(batch)), to: stats)
+        try withStats(stats) { () throws(SDLSTMError) in try m.evaluate(try coreBatch(batch)) }
     }
 }
 

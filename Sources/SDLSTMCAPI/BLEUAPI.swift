@@ -17,15 +17,15 @@ public func sdlstm_bleu(_ hypotheses: UnsafePointer<UnsafePointer<CChar>?>?,
                         _ out: UnsafeMutablePointer<sdlstm_bleu_scores>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let out = try unwrap(out, "out")
-        try checkSize(out.pointee.struct_size, of: sdlstm_bleu_scores.self, "out")
+        let size = try structSize(of: out, "out")
         guard n >= 0 else { throw .invalid("n must be >= 0, got \(n)") }
         let count = Int(n)
         var lowercase = false, tokenizer = BLEUTokenizer.thirteenA
-        if let options {
-            try checkSize(options.pointee.struct_size, of: sdlstm_bleu_options.self, "options")
-            lowercase = options.pointee.lowercase != 0
-            guard let t = BLEUTokenizer(rawValue: options.pointee.tokenize) else {
-                throw .invalid("options->tokenize is \(options.pointee.tokenize), expected 1 (13a) or 0 (whitespace)")
+        if options != nil {
+            let o = try copyIn(options, "options", defaults: sdlstm_bleu_options(struct_size: 0, lowercase: 0, tokenize: 1))
+            lowercase = o.lowercase != 0
+            guard let t = BLEUTokenizer(rawValue: o.tokenize) else {
+                throw .invalid("options->tokenize is \(o.tokenize), expected 1 (13a) or 0 (whitespace)")
             }
             tokenizer = t
         }
@@ -33,11 +33,11 @@ public func sdlstm_bleu(_ hypotheses: UnsafePointer<UnsafePointer<CChar>?>?,
                                    references: try strings(references, count, "references"),
                                    lowercase: lowercase, tokenizer: tokenizer)
         let p = score.precisions
-        let c = sdlstm_bleu_scores(struct_size: out.pointee.struct_size, bleu: score.score,
+        let c = sdlstm_bleu_scores(struct_size: size, bleu: score.score,
                                    precisions: (p[0], p[1], p[2], p[3]), brevity_penalty: score.brevityPenalty,
                                    length_ratio: score.lengthRatio,
                                    hyp_len: Int64(score.statistics.hypothesisLength),
                                    ref_len: Int64(score.statistics.referenceLength))
-        copyOut(c, to: out, structSize: out.pointee.struct_size)
+        copyOut(c, to: out, structSize: size)
     }
 }

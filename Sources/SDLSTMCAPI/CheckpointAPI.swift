@@ -36,11 +36,11 @@ public func sdlstm_get_progress(_ model: OpaquePointer?, _ out: UnsafeMutablePoi
     translate { () throws(SDLSTMError) in
         let m = try SDLSTMCAPI.model(model)
         let out = try unwrap(out, "out")
-        try checkSize(out.pointee.struct_size, of: sdlstm_progress.self, "out")
+        let size = try structSize(of: out, "out")
         let o = m.optimizer
-        let p = sdlstm_progress(struct_size: out.pointee.struct_size, step: o.progress.step, epoch: o.progress.epoch,
+        let p = sdlstm_progress(struct_size: size, step: o.progress.step, epoch: o.progress.epoch,
                                 epoch_step: o.progress.epochStep, learning_rate: o.learningRate, clip_norm: o.clipNorm)
-        copyOut(p, to: out, structSize: out.pointee.struct_size)
+        copyOut(p, to: out, structSize: size)
     }
 }
 

@@ -28,13 +28,6 @@ func swiftStrings(_ array: UnsafePointer<UnsafePointer<CChar>?>, count: Int, _ n
     return out
 }
 
-/// A struct that carries its size must be at least as large as the version this library knows.
-func checkSize<T>(_ size: Int, of _: T.Type, _ name: String) throws(SDLSTMError) {
-    guard size >= MemoryLayout<T>.size else {
-        throw .invalid("\(name)->struct_size is \(size), expected at least \(MemoryLayout<T>.size)")
-    }
-}
-
 /// The object behind an `sdlstm_model *`.
 final class ModelHandle {
     let model: any Model
@@ -88,8 +81,7 @@ func cConfig(_ config: ModelConfig) -> sdlstm_config {
 }
 
 func coreBatch(_ batch: UnsafePointer<sdlstm_batch>?, _ name: String = "batch") throws(SDLSTMError) -> Batch {
-    let b = try unwrap(batch, name).pointee
-    try checkSize(b.struct_size, of: sdlstm_batch.self, name)
+    let b = try copyIn(batch, name, defaults: sdlstm_batch())
     var out = Batch(batchSize: Int(b.batch_size), seqLen: Int(b.seq_len),
                     inputs: try unwrap(b.inputs, "\(name)->inputs"), targets: b.targets)
     out.lengths = b.lengths
@@ -100,16 +92,13 @@ func coreBatch(_ batch: UnsafePointer<sdlstm_batch>?, _ name: String = "batch") 
     out.wordLengths = b.word_lengths
     return out
 }
-/// Writes `value` into the caller's struct, no further than the struct_size it set: a program built
-/// against a newer header passes a larger struct, whose fields this library does not know.
-func copyOut<T>(_ value: T, to out: UnsafeMutablePointer<T>, structSize: Int) {
-    withUnsafeBytes(of: value) { UnsafeMutableRawPointer(out).copyMemory(from: $0.baseAddress!, byteCount: min(structSize, $0.count)) }
-}
-
-func write(_ stats: StepStats, to out: UnsafeMutablePointer<sdlstm_stats>?) {
-    guard let out else { return }
-    let size = out.pointee.struct_size
-    copyOut(sdlstm_stats(struct_size: size, loss: stats.loss, tokens: Int64(stats.tokens),
-                         grad_norm: stats.gradNorm, skipped_macs_fraction: stats.skippedMACsFraction),
-            to: out, structSize: size)
+/// Runs `body` (a step or an evaluation) once the optional out-struct `stats` is known to be
+/// usable, then fills it.
+func withStats(_ stats: UnsafeMutablePointer<sdlstm_stats>?, _ body: () throws(SDLSTMError) -> StepStats) throws(SDLSTMError) {
+    let size = try stats.map { (p) throws(SDLSTMError) in try structSize(of: p, "stats") }
+    let s = try body()
+    guard let stats, let size else { return }
+    copyOut(sdlstm_stats(struct_size: size, loss: s.loss, tokens: Int64(s.tokens), grad_norm: s.gradNorm,
+                         skipped_macs_fraction: s.skippedMACsFraction),
+            to: stats, structSize: size)
 }

@@ -14,8 +14,7 @@ nonisolated(unsafe) private let cStrings: [String: UnsafePointer<CChar>] = {
 public func sdlstm_get_runtime_info(_ info: UnsafeMutablePointer<sdlstm_runtime_info>?) -> sdlstm_status {
     translate { () throws(SDLSTMError) in
         let out = try unwrap(info, "info")
-        let size = out.pointee.struct_size
-        try checkSize(size, of: sdlstm_runtime_info.self, "info")
+        let size = try structSize(of: out, "info")
         let r = try runtimeInfo(), p = r.platform
         copyOut(sdlstm_runtime_info(struct_size: size, kernel_isa: cStrings[r.kernelISA.name], cpu_isa: cStrings[p.cpuISA.name],
                                     cpu_model: cStrings[p.cpuModel], blas_name: cStrings[p.blasName],

@@ -138,7 +138,7 @@ public func sdlstm_span_f1_get_scores(_ f1: OpaquePointer?, _ type: Int32,
     translate { () throws(SDLSTMError) in
         let h = try spanF1(f1)
         let out = try unwrap(out, "out")
-        try checkSize(out.pointee.struct_size, of: sdlstm_span_scores.self, "out")
+        let size = try structSize(of: out, "out")
         let s: SpanScores
         if type == -1 {
             s = h.counter.overallScores
@@ -148,10 +148,10 @@ public func sdlstm_span_f1_get_scores(_ f1: OpaquePointer?, _ type: Int32,
             }
             s = scores
         }
-        let c = sdlstm_span_scores(struct_size: out.pointee.struct_size, gold_spans: Int64(s.goldSpans),
+        let c = sdlstm_span_scores(struct_size: size, gold_spans: Int64(s.goldSpans),
                                    predicted_spans: Int64(s.predictedSpans), correct_spans: Int64(s.correctSpans),
                                    precision: s.precision, recall: s.recall, f1: s.f1,
                                    tokens: Int64(s.tokens), correct_tags: Int64(s.correctTags))
-        copyOut(c, to: out, structSize: out.pointee.struct_size)
+        copyOut(c, to: out, structSize: size)
     }
 }

@@ -11,8 +11,7 @@ public func sdlstm_translate(_ model: OpaquePointer?, _ sources: UnsafePointer<s
         guard let translator = try SDLSTMCAPI.model(model) as? Translator else {
             throw .invalid("sdlstm_translate needs a sequence-to-sequence model (SDLSTM_TASK_SEQ2SEQ)")
         }
-        let o = try unwrap(options, "options").pointee
-        try checkSize(o.struct_size, of: sdlstm_decode_options.self, "options")
+        let o = try copyIn(options, "options", defaults: sdlstm_decode_options())
         let out = try unwrap(tokens, "tokens"), outLengths = try unwrap(lengths, "lengths")
         let core = try coreBatch(sources, "sources")
         let decode = DecodeOptions(bos: o.bos_id, eos: o.eos_id, beamSize: Int(o.beam_size), maxLength: Int(o.max_len),

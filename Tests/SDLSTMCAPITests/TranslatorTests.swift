@@ -5,59 +5,6 @@ import XCTest
 /// The translation section of the ABI: seq2seq config and batches (both sides padded),
 /// sdlstm_translate's options and errors, and checkpoints of a seq2seq model.
 final class TranslatorTests: XCTestCase {
-    func seq2seqConfig() -> sdlstm_config {
-        var c = sdlstm_config()
-        c.struct_size = MemoryLayout<sdlstm_config>.size
-        let s = sdlstm_config_init(&c, SDLSTM_TASK_SEQ2SEQ)
-        precondition(s == SDLSTM_OK, "sdlstm_config_init: \(lastError())")
-        (c.vocab_size, c.target_vocab_size, c.embed_size, c.hidden_size, c.num_layers) = (9, 10, 6, 8, 2)
-        (c.init_scale, c.seed) = (0.3, 3)
-        return c
-    }
-
-    /// 3 pairs: sources of lengths 4, 2, 3 in 5 columns, targets <bos>=0 … <eos>=1 of lengths 4, 5, 2
-    /// in 6 columns; garbage in the padding.
-    struct PairBatch {
-        var sources: [Int32] = [2, 3, 4, 5, -1, 6, 7, 99, 99, 99, 8, 2, 3, -5, 40]
-        var targets: [Int32] = [0, 4, 5, 1, 70, 70, 0, 6, 7, 8, 1, -3, 0, 1, 50, 50, 50, 50]
-        var lengths: [Int32] = [4, 2, 3]
-        var targetLengths: [Int32] = [4, 5, 2]
-
-        func with<R>(_ edit: (inout sdlstm_batch) -> Void = { _ in }, _ body: (UnsafePointer<sdlstm_batch>) -> R) -> R {
-            sources.withUnsafeBufferPointer { s in
-                targets.withUnsafeBufferPointer { t in
-                    lengths.withUnsafeBufferPointer { l in
-                        targetLengths.withUnsafeBufferPointer { tl in
-                            var b = sdlstm_batch()
-                            b.struct_size = MemoryLayout<sdlstm_batch>.size
-                            (b.batch_size, b.seq_len, b.target_len) = (3, 5, 6)
-                            (b.inputs, b.targets, b.lengths, b.target_lengths) = (s.baseAddress, t.baseAddress, l.baseAddress, tl.baseAddress)
-                            edit(&b)
-                            return body(&b)
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    func options(beam: Int32 = 3, maxLen: Int32 = 7) -> sdlstm_decode_options {
-        var o = sdlstm_decode_options()
-        o.struct_size = MemoryLayout<sdlstm_decode_options>.size
-        (o.bos_id, o.eos_id, o.beam_size, o.max_len, o.length_penalty) = (0, 1, beam, maxLen, 1)
-        return o
-    }
-
-    /// Translates the batch's sources: tokens (B × max_len), lengths, scores.
-    func translate(_ model: OpaquePointer?, _ batch: PairBatch = PairBatch(), options o: sdlstm_decode_options? = nil,
-                   edit: (inout sdlstm_batch) -> Void = { _ in }) -> (sdlstm_status, [Int32], [Int32], [Double]) {
-        var o = o ?? options()
-        var tokens = [Int32](repeating: 77, count: 3 * Int(max(o.max_len, 1))), lengths = [Int32](repeating: 0, count: 3)
-        var scores = [Double](repeating: 0, count: 3)
-        let s = batch.with(edit) { b in sdlstm_translate(model, b, &o, &tokens, &lengths, &scores) }
-        return (s, tokens, lengths, scores)
-    }
-
     /// Weights near Float.greatestFiniteMagnitude (here from init_scale) overflow to NaN scores:
     /// E_NUMERIC with nothing written, greedy and beam alike, where the beam search used to trap.
     func testOverflowingModelIsNumeric() {
@@ -178,4 +125,59 @@ final class TranslatorTests: XCTestCase {
         XCTAssertEqual(PairBatch().with { sdlstm_step(loaded, $0, &sb) }, OK)
         XCTAssertEqual(sa.loss, sb.loss)
     }
+}
+
+// Shared with StructSizeTests: a small seq2seq model, a padded batch of pairs, decode options.
+
+func seq2seqConfig() -> sdlstm_config {
+    var c = sdlstm_config()
+    c.struct_size = MemoryLayout<sdlstm_config>.size
+    let s = sdlstm_config_init(&c, SDLSTM_TASK_SEQ2SEQ)
+    precondition(s == SDLSTM_OK, "sdlstm_config_init: \(lastError())")
+    (c.vocab_size, c.target_vocab_size, c.embed_size, c.hidden_size, c.num_layers) = (9, 10, 6, 8, 2)
+    (c.init_scale, c.seed) = (0.3, 3)
+    return c
+}
+
+/// 3 pairs: sources of lengths 4, 2, 3 in 5 columns, targets <bos>=0 … <eos>=1 of lengths 4, 5, 2
+/// in 6 columns; garbage in the padding.
+struct PairBatch {
+    var sources: [Int32] = [2, 3, 4, 5, -1, 6, 7, 99, 99, 99, 8, 2, 3, -5, 40]
+    var targets: [Int32] = [0, 4, 5, 1, 70, 70, 0, 6, 7, 8, 1, -3, 0, 1, 50, 50, 50, 50]
+    var lengths: [Int32] = [4, 2, 3]
+    var targetLengths: [Int32] = [4, 5, 2]
+
+    func with<R>(_ edit: (inout sdlstm_batch) -> Void = { _ in }, _ body: (UnsafePointer<sdlstm_batch>) -> R) -> R {
+        sources.withUnsafeBufferPointer { s in
+            targets.withUnsafeBufferPointer { t in
+                lengths.withUnsafeBufferPointer { l in
+                    targetLengths.withUnsafeBufferPointer { tl in
+                        var b = sdlstm_batch()
+                        b.struct_size = MemoryLayout<sdlstm_batch>.size
+                        (b.batch_size, b.seq_len, b.target_len) = (3, 5, 6)
+                        (b.inputs, b.targets, b.lengths, b.target_lengths) = (s.baseAddress, t.baseAddress, l.baseAddress, tl.baseAddress)
+                        edit(&b)
+                        return body(&b)
+                    }
+                }
+            }
+        }
+    }
+}
+
+func options(beam: Int32 = 3, maxLen: Int32 = 7) -> sdlstm_decode_options {
+    var o = sdlstm_decode_options()
+    o.struct_size = MemoryLayout<sdlstm_decode_options>.size
+    (o.bos_id, o.eos_id, o.beam_size, o.max_len, o.length_penalty) = (0, 1, beam, maxLen, 1)
+    return o
+}
+
+/// Translates the batch's sources: tokens (B × max_len), lengths, scores.
+func translate(_ model: OpaquePointer?, _ batch: PairBatch = PairBatch(), options o: sdlstm_decode_options? = nil,
+               edit: (inout sdlstm_batch) -> Void = { _ in }) -> (sdlstm_status, [Int32], [Int32], [Double]) {
+    var o = o ?? options()
+    var tokens = [Int32](repeating: 77, count: 3 * Int(max(o.max_len, 1))), lengths = [Int32](repeating: 0, count: 3)
+    var scores = [Double](repeating: 0, count: 3)
+    let s = batch.with(edit) { b in sdlstm_translate(model, b, &o, &tokens, &lengths, &scores) }
+    return (s, tokens, lengths, scores)
 }
