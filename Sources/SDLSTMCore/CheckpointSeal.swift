@@ -113,7 +113,7 @@ struct CRC32 {
         return c.value
     }
 
-    nonisolated(unsafe) private static let tables: [UInt32] = {
+    private static let tables: [UInt32] = {
         var t = [UInt32](repeating: 0, count: 8 * 256)
         for i in 0..<256 {
             var c = UInt32(i)

@@ -59,7 +59,7 @@ public final class Parameter {
 /// refused (`.format`, naming the parameter) before that parameter is allocated, so a small file with
 /// a huge vocab_size costs nothing. Without a limit (model creation) charging does nothing.
 enum ParameterBudget {
-    nonisolated(unsafe) private static let key: pthread_key_t = {
+    private static let key: pthread_key_t = {
         var k = pthread_key_t()
         pthread_key_create(&k, nil)
         return k
