@@ -14,7 +14,8 @@
  *   writes only the first struct_size bytes, so a program built against an older header keeps
  *   working with a newer library; a size below this first version's is SDLSTM_E_INVALID.
  * - Token ids are int32, batches are batch-major: element [b][t] is at index b * seq_len + t.
- * - A model handle may be used by one thread at a time; different models are independent.
+ * - A model handle may be used by one thread at a time; different models are independent: models
+ *   computing at once in different threads give bit for bit what each gives alone.
  */
 #ifndef SDLSTM_H
 #define SDLSTM_H
@@ -156,7 +157,7 @@ typedef struct sdlstm_runtime_info {
     const char *blas_name;     /* "OpenBLAS" */
     const char *blas_version;  /* e.g. "0.3.21" */
     const char *blas_core;     /* the kernels OpenBLAS chose, e.g. "Cooperlake", "Haswell", "Prescott" */
-    int32_t blas_threads;      /* OpenBLAS's process-wide thread count */
+    int32_t blas_threads;      /* OpenBLAS's process-wide thread count: 1, set once (sdlstm_set_num_threads), unless the host changed it since */
     int32_t blas_core_generic; /* 1: OpenBLAS runs a generic core on a CPU that has AVX2 or AVX-512 (slow dense GEMMs) */
 } sdlstm_runtime_info;
 
@@ -194,8 +195,13 @@ sdlstm_status sdlstm_set_learning_rate(sdlstm_model *model, float learning_rate)
 /* Rescales the gradient to a global L2 norm of at most max_norm; 0 turns clipping off. */
 sdlstm_status sdlstm_set_clip_norm(sdlstm_model *model, float max_norm);
 
-/* Threads used by this model's calls (>= 1). The host's BLAS setting is restored after each call.
- * Default: the SDLSTM_NUM_THREADS environment variable at creation, else 1. */
+/* Threads used by this model's calls, 1 to 256. Results depend on this count, never on how many
+ * workers run: workers beyond the CPUs the process may run on are not started, and if some cannot
+ * be created the others do their share. Default: SDLSTM_NUM_THREADS (read once per process; any other value
+ * than 1 to 256 warns once on stderr and means 1, or 256 above it), else 1. BLAS: the first model
+ * (or sdlstm_get_runtime_info) sets OpenBLAS's process-wide thread count to 1, once, and runs the
+ * BLAS calls on its own threads; a host that changes that count later can change results in the
+ * last bit. */
 sdlstm_status sdlstm_set_num_threads(sdlstm_model *model, int32_t threads);
 
 /* Restarts the dropout random stream from seed. */

@@ -1,8 +1,8 @@
 import COpenBLAS
 
 /// Row-major single-precision GEMM: C = alpha · op(A) · op(B) + beta · C, op(A) m × k, op(B) k × n.
-/// With a pool, C's columns are split across the pool's threads, each running OpenBLAS on one
-/// thread: sdlstm owns all of its parallelism (see ThreadPool).
+/// With a pool, C's columns are split into the pool's thread count of chunks, each running OpenBLAS
+/// on one thread: sdlstm owns all of its parallelism (see ThreadPool).
 public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
           alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
           b: UnsafePointer<Float>, ldb: Int,
@@ -19,18 +19,17 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                     b + (transB ? cols.lowerBound * ldb : cols.lowerBound), blasint(ldb),
                     beta, c + cols.lowerBound, blasint(ldc))
     }
-    if let pool, pool.width > 1, n >= 64 * pool.width {
+    if let pool, pool.threads > 1, n >= 64 * pool.threads {
         pool.forChunks(n, granule: 16, call)
     } else {
         call(0..<n)
     }
 }
 
-/// Runs `body` with OpenBLAS on one thread and restores the host's setting afterwards: OpenBLAS's
-/// thread count is process-wide, and a library must not change it behind the host's back.
-public func withSingleThreadedBLAS<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-    let previous = openblas_get_num_threads()
-    if previous != 1 { openblas_set_num_threads(1) }
-    defer { if previous != 1 { openblas_set_num_threads(previous) } }
-    return try body()
-}
+/// OpenBLAS on one thread for the whole process, set once, by the first thread pool (every model
+/// has one) or runtime query, and never again: sdlstm's own threads run its BLAS calls in
+/// parallel. Setting it per call and restoring the host's value raced between models computing at
+/// once, and OpenBLAS's results for a shape can differ in the last bit between its thread counts:
+/// two models trained in two threads differed from sequential runs by 1 ULP in 4 of 8 runs, in 0 of
+/// 8 with OPENBLAS_NUM_THREADS=1.
+let blasSingleThreaded: Void = { openblas_set_num_threads(1) }()

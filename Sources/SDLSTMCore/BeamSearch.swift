@@ -31,7 +31,7 @@ public struct Translation: Equatable, Sendable {
 /// when k hypotheses have finished; the best of them by log P / (tokens + 1)^α is its translation.
 extension Translator {
     public func translate(_ sources: Batch, options: DecodeOptions) throws(SDLSTMError) -> [Translation] {
-        try withSingleThreadedBLAS { () throws(SDLSTMError) -> [Translation] in try decode(sources, options) }
+        try decode(sources, options)
     }
 
     private struct Finished {

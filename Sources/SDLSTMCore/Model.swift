@@ -96,37 +96,33 @@ extension Model {
     /// Forward, backward, clip, update. A non-finite loss or gradient changes nothing, not even
     /// the random stream, so the caller may skip the batch and go on.
     public func step(_ batch: Batch) throws(SDLSTMError) -> StepStats {
-        try withSingleThreadedBLAS { () throws(SDLSTMError) -> StepStats in
-            // epoch_step never exceeds step, so this bound keeps both increments below from overflowing.
-            guard optimizer.progress.step < TrainingProgress.maxCount else {
-                throw .state("training/step is \(optimizer.progress.step), at or past 2^53, the most steps a model counts")
-            }
-            let savedRNG = rng
-            var stats = try lossAndGradients(batch)
-            guard stats.loss.isFinite else {
-                rng = savedRNG
-                throw .numeric("training loss is \(stats.loss); the update was skipped")
-            }
-            let norm = Optimizer.gradientNorm(denseParameters, embeddings: embeddings, pool: compute.pool)
-            guard norm.isFinite else {
-                rng = savedRNG
-                throw .numeric("gradient norm is \(norm); the update was skipped")
-            }
-            optimizer.update(denseParameters, embeddings: embeddings, gradNorm: norm, pool: compute.pool)
-            optimizer.progress.step += 1
-            optimizer.progress.epochStep += 1
-            commitState(batch)
-            stats.gradNorm = norm
-            return stats
+        // epoch_step never exceeds step, so this bound keeps both increments below from overflowing.
+        guard optimizer.progress.step < TrainingProgress.maxCount else {
+            throw .state("training/step is \(optimizer.progress.step), at or past 2^53, the most steps a model counts")
         }
+        let savedRNG = rng
+        var stats = try lossAndGradients(batch)
+        guard stats.loss.isFinite else {
+            rng = savedRNG
+            throw .numeric("training loss is \(stats.loss); the update was skipped")
+        }
+        let norm = Optimizer.gradientNorm(denseParameters, embeddings: embeddings, pool: compute.pool)
+        guard norm.isFinite else {
+            rng = savedRNG
+            throw .numeric("gradient norm is \(norm); the update was skipped")
+        }
+        optimizer.update(denseParameters, embeddings: embeddings, gradNorm: norm, pool: compute.pool)
+        optimizer.progress.step += 1
+        optimizer.progress.epochStep += 1
+        commitState(batch)
+        stats.gradNorm = norm
+        return stats
     }
 
     public func evaluate(_ batch: Batch) throws(SDLSTMError) -> StepStats {
-        try withSingleThreadedBLAS { () throws(SDLSTMError) -> StepStats in
-            let stats = try evaluationLoss(batch)
-            guard stats.loss.isFinite else { throw .numeric("evaluation loss is \(stats.loss)") }
-            return stats
-        }
+        let stats = try evaluationLoss(batch)
+        guard stats.loss.isFinite else { throw .numeric("evaluation loss is \(stats.loss)") }
+        return stats
     }
 
     public func setDropout(_ setting: DropoutSetting, at site: DropoutSite) throws(SDLSTMError) {
@@ -145,7 +141,7 @@ extension Model {
     }
 
     public func setNumThreads(_ n: Int) throws(SDLSTMError) {
-        guard n >= 1 && n <= 256 else { throw .invalid("threads must be in 1...256, got \(n)") }
+        guard n >= 1 && n <= Compute.maxThreads else { throw .invalid("threads must be in 1...\(Compute.maxThreads), got \(n)") }
         compute.setThreads(n)
     }
 
@@ -161,10 +157,26 @@ extension Model {
     }
 }
 
-/// The default thread count of a new model: SDLSTM_NUM_THREADS, else 1.
-public func defaultThreads() -> Int {
-    guard let s = getenv("SDLSTM_NUM_THREADS"), let n = Int(String(cString: s)), n >= 1 else { return 1 }
-    return min(n, 256)
+/// The default thread count of a new model: SDLSTM_NUM_THREADS, read once per process, else 1.
+public func defaultThreads() -> Int { defaultThreadsSetting }
+
+private let defaultThreadsSetting: Int = {
+    guard let s = getenv("SDLSTM_NUM_THREADS"), s.pointee != 0 else { return 1 }
+    let (threads, warning) = threadsSetting(String(cString: s))
+    if let warning {
+        let line = Array((warning + "\n").utf8)
+        _ = write(STDERR_FILENO, line, line.count)
+    }
+    return threads
+}()
+
+/// The thread count SDLSTM_NUM_THREADS = `value` gives, and the warning a value outside 1...256
+/// deserves: a typo must not quietly train on one thread.
+public func threadsSetting(_ value: String) -> (threads: Int, warning: String?) {
+    let limit = Compute.maxThreads
+    if let n = Int(value), (1...limit).contains(n) { return (n, nil) }
+    let threads = Int(value).map { $0 > limit ? limit : 1 } ?? 1
+    return (threads, "sdlstm: warning: SDLSTM_NUM_THREADS=\(value) is not a thread count in 1...\(limit); using \(threads)")
 }
 
 /// Builds the model a config describes; every model of the ABI, created or loaded, starts here.

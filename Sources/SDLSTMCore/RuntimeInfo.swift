@@ -83,7 +83,8 @@ public func openBLASVersion(config: String) -> String {
 }
 
 /// What this process computes with: sdlstm's kernels, the platform under them, and OpenBLAS's
-/// process-wide thread count (sdlstm's own calls run it on one thread inside each worker).
+/// process-wide thread count: 1, which sdlstm sets once (`blasSingleThreaded`) and runs inside its
+/// own workers, unless the host changed it since.
 public struct RuntimeInfo: Sendable {
     public var kernelISA: KernelISA
     public var platform: Platform
@@ -93,6 +94,7 @@ public struct RuntimeInfo: Sendable {
 /// Fails as model creation does when SDLSTM_ISA is bad.
 public func runtimeInfo() throws(SDLSTMError) -> RuntimeInfo {
     if let kernelISAFailure { throw kernelISAFailure }
+    _ = blasSingleThreaded
     return RuntimeInfo(kernelISA: KernelISA(sdk_isa()), platform: .current, blasThreads: Int(openblas_get_num_threads()))
 }
 

@@ -90,7 +90,7 @@ extension MaskedLinear {
     /// Threads take disjoint steps, or for a single step disjoint blocks of kept units.
     public func keptBackwardData(_ g: UnsafePointer<Float>, n: Int, ldg: Int, _ w: UnsafePointer<Float>,
                              into dx: UnsafeMutablePointer<Float>, steps range: Range<Int>, pool: ThreadPool? = nil) {
-        let parts = pool?.width ?? 1
+        let parts = pool?.threads ?? 1
         if range.count >= parts {
             // Column chunks outermost: the width × chunk slice of W serves every step of the range
             // while it is in cache, so W streams from memory once per window, not once per step.
@@ -107,7 +107,7 @@ extension MaskedLinear {
                 }
             }
             if let pool, parts > 1 {
-                pool.run { part in run((range.lowerBound + range.count * part / parts)..<(range.lowerBound + range.count * (part + 1) / parts)) }
+                pool.run(parts) { part in run((range.lowerBound + range.count * part / parts)..<(range.lowerBound + range.count * (part + 1) / parts)) }
             } else {
                 run(range)
             }
@@ -130,7 +130,7 @@ extension MaskedLinear {
     }
 
     /// Runs body(n0, n1, pack, ldp) over column tiles of at most `tileColumns`, split across the
-    /// pool's threads; each participant gets its own width × ldp packing buffer (ldp: the tile
+    /// pool's threads; each part gets its own width × ldp packing buffer (ldp: the tile
     /// rounded up to 16).
     private func forTiles(_ n: Int, pool: ThreadPool?, _ body: (Int, Int, UnsafeMutablePointer<Float>, Int) -> Void) {
         // prepare(threads:) sized the packing buffers for at least one panel of any kernel set.
@@ -138,14 +138,14 @@ extension MaskedLinear {
         let tile = min(Self.tileColumns(rows: width), (packs.first?.count ?? 0) / max(width, 1) / panel * panel)
         // Threads split the panels, not the tiles (33 panels: 16 + 17, where 17 tiles of two would
         // split 8 + 9), then each cuts its share into tiles.
-        let panels = (n + panel - 1) / panel, parts = max(1, min(pool?.width ?? 1, panels, packs.count))
+        let panels = (n + panel - 1) / panel, parts = max(1, min(pool?.threads ?? 1, panels, packs.count))
         let ldp = min(tile, (n + 15) / 16 * 16)
         func run(_ part: Int) {
             let pack = packs[part].ptr
             let lo = min(n, panels * part / parts * panel), hi = min(n, panels * (part + 1) / parts * panel)
             for n0 in stride(from: lo, to: hi, by: tile) { body(n0, min(n0 + tile, hi), pack, ldp) }
         }
-        if let pool, parts > 1 { pool.run { if $0 < parts { run($0) } } } else { run(0) }
+        if let pool, parts > 1 { pool.run(parts, run) } else { run(0) }
     }
 
     /// Packing room per thread: a tile, and never less than the widest panel of any kernel set.
@@ -211,7 +211,7 @@ public func panelGEMM(batch: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: 
             }
         }
     }
-    if let pool, pool.width > 1 { pool.forChunks(strips, run) } else { run(0..<strips) }
+    if let pool, pool.threads > 1 { pool.forChunks(strips, run) } else { run(0..<strips) }
 }
 
 /// D (batch × units, row stride ldd) = G (batch × n, row stride ldg) · W[idx[0..<units], :]ᵀ, or
@@ -233,5 +233,5 @@ public func dotGEMM(batch: Int, n: Int, units: Int, g: UnsafePointer<Float>, ldg
             }
         }
     }
-    if let pool, pool.width > 1 { pool.forChunks(blocks, run) } else { run(0..<blocks) }
+    if let pool, pool.threads > 1 { pool.forChunks(blocks, run) } else { run(0..<blocks) }
 }

@@ -161,30 +161,28 @@ public final class Tagger: Model {
     /// −1. `batch.targets` is not read. Non-finite scores or CRF parameters are `.numeric` and leave
     /// `out` as it was.
     public func tag(_ batch: Batch, into out: UnsafeMutablePointer<Int32>) throws(SDLSTMError) {
-        try withSingleThreadedBLAS { () throws(SDLSTMError) in
-            try prepare(batch, needTargets: false)
-            forward(batch, dropout: false)
-            let scores = UnsafePointer(self.scores.ptr)
-            let k = config.numTags
-            // NaN wins no comparison, so decoding would quietly answer tag 0 everywhere.
-            for r in wordRows where !(0..<k).allSatisfy({ scores[r * k + $0].isFinite }) {
-                throw .numeric("the tag scores of sentence \(r % self.batch), word \(r / self.batch) are not finite; the model's parameters are not usable")
+        try prepare(batch, needTargets: false)
+        forward(batch, dropout: false)
+        let scores = UnsafePointer(self.scores.ptr)
+        let k = config.numTags
+        // NaN wins no comparison, so decoding would quietly answer tag 0 everywhere.
+        for r in wordRows where !(0..<k).allSatisfy({ scores[r * k + $0].isFinite }) {
+            throw .numeric("the tag scores of sentence \(r % self.batch), word \(r / self.batch) are not finite; the model's parameters are not usable")
+        }
+        if let crf {
+            if let bad = crf.parameters.first(where: { !$0.value.array.allSatisfy(\.isFinite) }) {
+                throw .numeric("\(bad.pytorchName) holds non-finite values; the CRF cannot decode")
             }
-            if let crf {
-                if let bad = crf.parameters.first(where: { !$0.value.array.allSatisfy(\.isFinite) }) {
-                    throw .numeric("\(bad.pytorchName) holds non-finite values; the CRF cannot decode")
-                }
-                crf.decode(scores, lengths: lengths, steps: steps, into: out)
-                return
-            }
-            for b in 0..<self.batch {
-                for t in 0..<steps {
-                    guard t < lengths[b] else { out[b * steps + t] = -1; continue }
-                    let s = scores + (t * self.batch + b) * k
-                    var best = 0
-                    for j in 1..<k where s[j] > s[best] { best = j }
-                    out[b * steps + t] = Int32(best)
-                }
+            crf.decode(scores, lengths: lengths, steps: steps, into: out)
+            return
+        }
+        for b in 0..<self.batch {
+            for t in 0..<steps {
+                guard t < lengths[b] else { out[b * steps + t] = -1; continue }
+                let s = scores + (t * self.batch + b) * k
+                var best = 0
+                for j in 1..<k where s[j] > s[best] { best = j }
+                out[b * steps + t] = Int32(best)
             }
         }
     }

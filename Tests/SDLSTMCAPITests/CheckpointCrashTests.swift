@@ -89,13 +89,14 @@ final class CheckpointCrashTests: XCTestCase {
         let line = s + "\n"
         _ = line.withCString { write(1, $0, strlen($0)) }
     }
+}
 
-    private func selfExecutable() throws -> String {
-        var buf = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
-        guard n > 0 else { throw XCTSkip("cannot find this test binary (/proc/self/exe)") }
-        return String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+/// This test binary, to run one of its tests as a child process.
+func selfExecutable() throws -> String {
+    var buf = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+    guard n > 0 else { throw XCTSkip("cannot find this test binary (/proc/self/exe)") }
+    return String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 func now() -> Double {
@@ -104,14 +105,15 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
-/// A child process whose stdout is a pipe read line by line; stderr goes to /dev/null.
+/// A child process whose stdout is a pipe read line by line; stderr goes to /dev/null, or with
+/// `stderr: true` into the same pipe.
 final class Child {
     let pid: pid_t
     private let fd: Int32
     private var buffer: [UInt8] = []
     private var reaped = false
 
-    init(_ exe: String, args: [String], env extra: [String]) throws {
+    init(_ exe: String, args: [String], env extra: [String], stderr: Bool = false) throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw XCTSkip("pipe failed") }
         var actions = posix_spawn_file_actions_t()
@@ -120,7 +122,11 @@ final class Child {
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_addclose(&actions, fds[0])
         posix_spawn_file_actions_addclose(&actions, fds[1])
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        if stderr {
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        }
         var env: [String] = []
         var e = environ
         while let p = e.pointee { env.append(String(cString: p)); e += 1 }

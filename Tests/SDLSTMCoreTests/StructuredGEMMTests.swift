@@ -1,4 +1,3 @@
-import COpenBLAS
 import SDLSTMCore
 import XCTest
 
@@ -122,17 +121,5 @@ final class StructuredGEMMTests: XCTestCase {
         }
         XCTAssertEqual(params[0], params[1])
         XCTAssertEqual(params[0], params[2])
-    }
-
-    /// OpenBLAS's thread count is the host's: a step runs BLAS single-threaded inside sdlstm's own
-    /// threads and puts the host's setting back.
-    func testStepRestoresTheHostsBLASThreads() throws {
-        let problem = try Problem()
-        try problem.model.setNumThreads(2)
-        let before = openblas_get_num_threads()
-        openblas_set_num_threads(2)
-        defer { openblas_set_num_threads(before) }
-        _ = try problem.step()
-        XCTAssertEqual(openblas_get_num_threads(), 2)
     }
 }

@@ -31,7 +31,8 @@ template <class T> T sized() {
     return value;
 }
 
-const char *const kText = "the cat sat on the mat and the dog sat on the log .";
+// Every word follows one word only, so the most likely continuation is the text itself.
+const char *const kText = "the quick brown fox jumps over a lazy dog .";
 
 }  // namespace
 
@@ -101,7 +102,7 @@ int main(int argc, char **argv) try {
     auto options = sized<sdlstm_generate_options>();
     check(sdlstm_generate_options_init(&options), "sdlstm_generate_options_init");
     options.temperature = 0;  // the most likely word each time: the text it learnt
-    const int32_t prompt[] = {ids[0], ids[1]};  // "the cat"
+    const int32_t prompt[] = {ids[0], ids[1]};  // "the quick"
     std::vector<int32_t> out(12);
     int64_t written = 0;
     check(sdlstm_lm_generate(model.get(), prompt, 2, &options, out.data(), static_cast<int64_t>(out.size()), &written),
