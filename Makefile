@@ -10,10 +10,12 @@ CC       ?= cc
 CFLAGS   ?= -std=c11 -O2 -Wall -Wextra -pedantic
 THREADS  ?= $(shell nproc 2>/dev/null || echo 1)
 
-# The system packages the library needs (Debian names), and those only the tests need: h5dump and
-# the PyTorch cross-check of checkpoints (tools/checkpoint_to_torch.py).
+# The system packages the library needs (Debian names), and those only the tests need: h5dump, the
+# PyTorch cross-check of checkpoints (tools/checkpoint_to_torch.py), CMake and g++ for the C++
+# consumer, and tools/plot.py's matplotlib.
 DEB_PACKAGES      := libopenblas-dev libhdf5-dev pkg-config
-DEB_TEST_PACKAGES := hdf5-tools python3-torch python3-h5py cmake g++
+DEB_PLOT_PACKAGES := python3-matplotlib
+DEB_TEST_PACKAGES := hdf5-tools python3-torch python3-h5py cmake g++ $(DEB_PLOT_PACKAGES)
 
 LIB_SCRATCH := .build-lib
 MAJOR       := $(firstword $(subst ., ,$(VERSION)))
@@ -21,10 +23,11 @@ SONAME      := libsdlstm.so.$(MAJOR)
 LIB_REAL    := build/lib/libsdlstm.so.$(VERSION)
 LIB         := build/lib/libsdlstm.so
 LM          := build/bin/sdlstm-lm
+NER         := build/bin/sdlstm-ner
 NMT         := build/bin/sdlstm-nmt
 
 .PHONY: help deps lib examples test test-swift test-abi test-install install uninstall demo bench clean deps-test test-checkpoints \
-  test-kill sanitize fuzz test-fuzz
+  test-kill sanitize test-apply test-plot plot fuzz test-fuzz
 
 help:
 	@echo "make demo     train a small PTB model with structured and with standard dropout"
@@ -37,6 +40,7 @@ help:
 	@echo "make uninstall  the same variables: removes every file make install wrote"
 	@echo "make bench    kernel and training-step benchmarks (JSON lines), PyTorch beside them if installed"
 	@echo "make sanitize the C examples and test drivers built with ASan + UBSan, each run briefly"
+	@echo "make plot     docs/*.png from the JSON lines in docs/data (tools/plot.py, python3-matplotlib)"
 	@echo "make fuzz     FUZZ_CASES (20000) mutated and crafted checkpoints through sdlstm_load, each in a child process"
 
 # Installs only what is missing of the packages in $(1); needs root (or sudo) only when something is.
@@ -70,19 +74,28 @@ lib:
 	ln -s $(notdir $(LIB_REAL)) build/lib/$(SONAME)
 	ln -s $(SONAME) $(LIB)
 
-$(LM): examples/lm/lm.c examples/common/example.h include/sdlstm.h lib
-	@mkdir -p build/bin
-	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
+# Each example is its own .c files and examples/common/example.c, the helpers they share; other builds
+# of them (sanitizers, variants) compile the same lists.
+EXAMPLE_COMMON := examples/common/example.c
+LM_SOURCES     := examples/lm/lm.c examples/lm/lm_task.c $(EXAMPLE_COMMON)
+NER_SOURCES    := examples/ner/ner.c $(EXAMPLE_COMMON)
+NMT_SOURCES    := examples/nmt/nmt.c $(EXAMPLE_COMMON)
+EXAMPLE_HEADERS := examples/common/example.h examples/lm/lm_task.h include/sdlstm.h
+EXAMPLE_LINK    = $(CC) $(CFLAGS) -Iinclude $(filter %.c,$^) -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
 
-build/bin/sdlstm-ner: examples/ner/ner.c examples/common/example.h include/sdlstm.h lib
+$(LM): $(LM_SOURCES) $(EXAMPLE_HEADERS) lib
 	@mkdir -p build/bin
-	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
+	$(EXAMPLE_LINK)
 
-$(NMT): examples/nmt/nmt.c examples/common/example.h include/sdlstm.h lib
+$(NER): $(NER_SOURCES) $(EXAMPLE_HEADERS) lib
 	@mkdir -p build/bin
-	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -lm -o $@
+	$(EXAMPLE_LINK)
 
-examples: $(LM) build/bin/sdlstm-ner $(NMT)
+$(NMT): $(NMT_SOURCES) $(EXAMPLE_HEADERS) lib
+	@mkdir -p build/bin
+	$(EXAMPLE_LINK)
+
+examples: $(LM) $(NER) $(NMT)
 
 # What make install writes, relative to DESTDIR; make uninstall removes exactly these.
 INSTALLED := $(LIBDIR)/$(notdir $(LIB_REAL)) $(LIBDIR)/$(SONAME) $(LIBDIR)/libsdlstm.so \
@@ -137,7 +150,7 @@ test-install: lib
 	left=$$(find $$tmp/usr \( -type f -o -type l \) -print); \
 	if [ -n "$$left" ]; then echo "uninstall left: $$left" >&2; exit 1; fi; echo "install: make uninstall removed every installed file"
 
-test: deps deps-test test-swift test-abi test-install test-checkpoints test-kill sanitize test-fuzz
+test: deps deps-test test-swift test-abi test-install test-checkpoints test-apply test-plot test-kill sanitize test-fuzz
 
 # Release mode: the kernels are SIMD code that is far too slow unoptimised for the training tests.
 test-swift: deps deps-test
@@ -228,10 +241,12 @@ SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-om
 SANITIZE_DIR   := build/sanitize
 sanitize: lib
 	@mkdir -p $(SANITIZE_DIR)
-	@for src in examples/quickstart.c examples/lm/lm.c examples/ner/ner.c examples/nmt/nmt.c Tests/c/save_kill.c; do \
-	  $(CC) $(CFLAGS) $(SANITIZE_FLAGS) -Iinclude $$src -Lbuild/lib -Wl,-rpath,$(CURDIR)/build/lib -lsdlstm -lm \
-	    -o $(SANITIZE_DIR)/$$(basename $$src .c) || exit 1; \
-	done
+	@build() { out=$$1; shift; $(CC) $(CFLAGS) $(SANITIZE_FLAGS) -Iinclude -Iexamples/common "$$@" -Lbuild/lib \
+	  -Wl,-rpath,$(CURDIR)/build/lib -lsdlstm -lm -o $(SANITIZE_DIR)/$$out || exit 1; }; \
+	build quickstart examples/quickstart.c; build lm $(LM_SOURCES); build ner $(NER_SOURCES); build nmt $(NMT_SOURCES); \
+	build save_kill Tests/c/save_kill.c; \
+	c++ -std=c++17 $(SANITIZE_FLAGS) -Iinclude examples/cpp/lm_generate.cpp -Lbuild/lib -Wl,-rpath,$(CURDIR)/build/lib -lsdlstm \
+	  -o $(SANITIZE_DIR)/lm_generate || exit 1
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; \
 	run() { "$$@" > /dev/null 2> $$tmp/stderr || { cat $$tmp/stderr >&2; echo "sanitize: failed: $$*" >&2; exit 1; }; }; \
@@ -247,7 +262,101 @@ sanitize: lib
 	run $$d/ner --data $$tmp/conll --hidden 32 --epochs 1 --max-steps 5 --threads 2; \
 	run $$d/nmt --data $$tmp/m30k --src de --tgt en --hidden 32 --embed 32 --epochs 1 --max-steps 5 --threads 2 --out $$tmp/hyp.en; \
 	run $$d/save_kill 50 2; \
-	echo "sanitize: quickstart, lm (train, save, load), ner, nmt and save_kill ran clean under ASan + UBSan"
+	run $$d/lm_generate $$tmp/cpp.h5; \
+	echo "sanitize: quickstart, lm (train, save, load), ner, nmt, save_kill and the C++ lm_generate ran clean under ASan + UBSan"
+
+# The examples applied to a checkpoint alone (no --data), each trained for seconds on a slice of its
+# data. sdlstm-lm: scores a text it never saw, with invented words (counted as <unk>), to the
+# perplexity --load --epochs 0 evaluates on the same tokens (one stream: a checkpoint of --batch 1,
+# and a valid file of an empty line, the <eos> that score puts first, then the text); generates
+# from a prompt, the same text for the same seed; --threads defaults to the CPUs of the process's
+# affinity (nproc counts the same; 1 under taskset -c 0). sdlstm-ner and sdlstm-nmt: --load
+# evaluates to the numbers of the run that saved the checkpoint; tagging a CoNLL file gives one more
+# column per line, tags of the tag set, and conlleval scores it as the evaluation did; a
+# sentence-per-line file becomes its tokens, one per line, with the same tags; translation gives one
+# line per line, an empty line for an empty one, and of the test sources exactly the evaluation's --out
+# (in batches of another size: a fixed --max-decode, as the default limit follows each batch's longest source).
+test-apply: examples
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; set -e; \
+	num() { grep -o "\"$$1\":[^,}]*" $$2 | cut -d: -f2; }; \
+	same() { for k in $$3; do if [ "$$(num $$k $$1)" != "$$(num $$k $$2)" ]; then \
+	  echo "apply: $$k differs: $$(cat $$1 $$2)" >&2; exit 1; fi; done; }; \
+	mkdir $$tmp/lm $$tmp/eval; head -n 3000 data/ptb/ptb.train.txt > $$tmp/lm/ptb.train.txt; \
+	for s in valid test; do head -n 200 data/ptb/ptb.$$s.txt > $$tmp/lm/ptb.$$s.txt; done; \
+	$(LM) --data $$tmp/lm --hidden 24 --batch 1 --max-steps 40 --save $$tmp/lm.h5 > /dev/null 2>&1; \
+	{ sed -n 201,260p data/ptb/ptb.test.txt; echo "the zorblatt quibbled frumiously over glorped snarfs"; } > $$tmp/unseen.txt; \
+	$(LM) score --load $$tmp/lm.h5 $$tmp/unseen.txt > $$tmp/score.json 2> $$tmp/score.err; \
+	cp $$tmp/lm/ptb.train.txt $$tmp/eval/; { echo; cat $$tmp/unseen.txt; } > $$tmp/eval/ptb.valid.txt; \
+	cp $$tmp/eval/ptb.valid.txt $$tmp/eval/ptb.test.txt; \
+	$(LM) --data $$tmp/eval --load $$tmp/lm.h5 --epochs 0 > $$tmp/eval.json 2>/dev/null; \
+	oov=$$(num oov $$tmp/score.json); grep -q "$$oov words outside the vocabulary read as <unk>" $$tmp/score.err; \
+	awk -v a="$$(num ppl $$tmp/score.json)" -v b="$$(num valid_ppl $$tmp/eval.json)" -v oov="$$oov" 'BEGIN { d = (a - b) / b; \
+	  if (d < 0) d = -d; printf "apply: sdlstm-lm score of an unseen text (%d words read as <unk>): ppl %s, --load --epochs 0 %s (relative %.1e)\n", \
+	  oov, a, b, d; exit !(d < 1e-5 && oov >= 5) }'; \
+	$(LM) generate --load $$tmp/lm.h5 --prompt "the stock market" --tokens 30 --seed 7 > $$tmp/gen1.txt 2>/dev/null; \
+	$(LM) generate --load $$tmp/lm.h5 --prompt "the stock market" --tokens 30 --seed 7 > $$tmp/gen2.txt 2>/dev/null; \
+	cmp -s $$tmp/gen1.txt $$tmp/gen2.txt; head -c 17 $$tmp/gen1.txt | grep -qx "the stock market "; \
+	tr ' ' '\n' < $$tmp/lm/ptb.train.txt | sort -u > $$tmp/vocab.txt; \
+	tr ' ' '\n' < $$tmp/gen1.txt | grep -v '^$$' | sort -u | comm -23 - $$tmp/vocab.txt | grep -q . && \
+	  { echo "apply: generated words outside the vocabulary: $$(cat $$tmp/gen1.txt)" >&2; exit 1; }; \
+	echo "apply: sdlstm-lm generate, seed 7: $$(head -n 1 $$tmp/gen1.txt | cut -c1-70)..."; \
+	[ "$$(num threads $$tmp/score.json)" = "$$(nproc)" ]; \
+	taskset -c 0 $(LM) score --load $$tmp/lm.h5 $$tmp/unseen.txt 2>/dev/null | grep -q '"threads":1,'; \
+	echo "apply: the examples' default --threads: the $$(nproc) cores available, 1 under taskset -c 0"; \
+	mkdir $$tmp/ner; head -n 20000 data/conll2003/train.txt > $$tmp/ner/train.txt; \
+	for s in dev test; do head -n 1000 data/conll2003/$$s.txt > $$tmp/ner/$$s.txt; done; \
+	$(NER) --data $$tmp/ner --hidden 50 --embed 32 --char-embed 8 --char-hidden 16 --epochs 4 --lr 4 \
+	  --save $$tmp/ner.h5 > $$tmp/ner-train.json 2>/dev/null; \
+	$(NER) --data $$tmp/ner --load $$tmp/ner.h5 > $$tmp/ner-eval.json 2>/dev/null; \
+	same $$tmp/ner-train.json $$tmp/ner-eval.json "dev_f1 test_f1 best_epoch"; \
+	$(NER) tag --load $$tmp/ner.h5 $$tmp/ner/test.txt > $$tmp/ner-tagged.txt 2>/dev/null; \
+	cut -d' ' -f4 $$tmp/ner/train.txt | grep . | sort -u > $$tmp/tags.txt; \
+	paste -d'|' $$tmp/ner/test.txt $$tmp/ner-tagged.txt | awk -F'|' -v tags="$$(tr '\n' ' ' < $$tmp/tags.txt)" \
+	  'BEGIN { split(tags, t, " "); for (i in t) ok[t[i]] = 1 } \
+	   { a = split($$1, x, " "); b = split($$2, y, " "); if (b != (a ? a + 1 : 0) || (b && !(y[b] in ok))) bad++ } \
+	   END { if (NR == 0 || bad) { print "apply: sdlstm-ner tag: " bad " malformed lines" > "/dev/stderr"; exit 1 } }'; \
+	[ "$$(wc -l < $$tmp/ner-tagged.txt)" = "$$(wc -l < $$tmp/ner/test.txt)" ]; \
+	f1=$$(/usr/bin/python3 tools/conlleval.py --json $$tmp/ner-tagged.txt | grep -o '"f1": [^,}]*' | cut -d' ' -f2); \
+	awk -v a="$$f1" -v b="$$(num test_f1 $$tmp/ner-eval.json)" 'BEGIN { d = a - b; if (d < 0) d = -d; \
+	  printf "apply: sdlstm-ner --load: dev F1 and test F1 as saved; tag of test.txt: conlleval F1 %.4f, --load %.4f\n", a, b; exit !(d < 1e-3) }'; \
+	awk 'NF && $$1 != "-DOCSTART-" { printf "%s%s", sep, $$1; sep = " " } !NF && sep { print ""; sep = "" } END { if (sep) print "" }' \
+	  $$tmp/ner/test.txt > $$tmp/ner-lines.txt; \
+	$(NER) tag --load $$tmp/ner.h5 --format lines $$tmp/ner-lines.txt > $$tmp/ner-lines.out 2>/dev/null; \
+	[ "$$(grep -c '^$$' $$tmp/ner-lines.out)" = "$$(wc -l < $$tmp/ner-lines.txt)" ]; \
+	diff <(tr ' ' '\n' < $$tmp/ner-lines.txt) <(grep . $$tmp/ner-lines.out | cut -d' ' -f1) > /dev/null; \
+	diff <(awk 'NF && $$1 != "-DOCSTART-" { print $$NF }' $$tmp/ner-tagged.txt) <(grep . $$tmp/ner-lines.out | cut -d' ' -f2) > /dev/null; \
+	echo "apply: sdlstm-ner tag --format lines: $$(wc -l < $$tmp/ner-lines.txt) sentences, the tags of the CoNLL input"; \
+	mkdir $$tmp/nmt; for l in de en; do head -n 3000 data/multi30k/train.$$l > $$tmp/nmt/train.$$l; \
+	  head -n 100 data/multi30k/val.$$l > $$tmp/nmt/val.$$l; head -n 100 data/multi30k/test_2016_flickr.$$l > $$tmp/nmt/test_2016_flickr.$$l; done; \
+	$(NMT) --data $$tmp/nmt --hidden 32 --embed 32 --layers 1 --epochs 3 --max-steps 40 --batch 32 --beam 2 --max-decode 30 \
+	  --save $$tmp/nmt.h5 > $$tmp/nmt-train.json 2>/dev/null; \
+	$(NMT) --data $$tmp/nmt --load $$tmp/nmt.h5 --beam 2 --max-decode 30 --out $$tmp/nmt-test.hyp > $$tmp/nmt-eval.json 2>/dev/null; \
+	same $$tmp/nmt-train.json $$tmp/nmt-eval.json "val_bleu test_bleu val_ppl best_epoch"; \
+	$(NMT) translate --load $$tmp/nmt.h5 --beam 2 --max-decode 30 $$tmp/nmt/test_2016_flickr.de > $$tmp/nmt-translated.txt 2>/dev/null; \
+	cmp -s $$tmp/nmt-test.hyp $$tmp/nmt-translated.txt; \
+	printf 'Ein Mann fährt Fahrrad.\n\nZwei Quarxbolde spielen im Schnee.\n\nEine Frau' > $$tmp/user.de; \
+	$(NMT) translate --load $$tmp/nmt.h5 --beam 2 $$tmp/user.de > $$tmp/user.en 2>/dev/null; \
+	[ "$$(wc -l < $$tmp/user.en)" = 5 ] && [ -z "$$(sed -n 2p $$tmp/user.en)$$(sed -n 4p $$tmp/user.en)" ] && [ -n "$$(sed -n 1p $$tmp/user.en)" ]; \
+	echo "apply: sdlstm-nmt --load: val BLEU $$(num val_bleu $$tmp/nmt-eval.json), test BLEU and val ppl as saved; translate: the evaluation's test lines, one line per line"
+
+# The README's pictures, from the JSON lines they were measured as (docs/data: the examples'
+# --epoch-json of the runs the README names, and the make bench run of bench/compare.md).
+plot:
+	$(call install_missing,$(DEB_PLOT_PACKAGES))
+	for t in lm ner nmt; do /usr/bin/python3 tools/plot.py curves docs/curves-$$t.png docs/data/$$t-structured.jsonl docs/data/$$t-standard.jsonl || exit 1; done
+	/usr/bin/python3 tools/plot.py kernels docs/kernels.png docs/data/bench.jsonl
+	/usr/bin/python3 tools/plot.py steps docs/steps.png docs/data/bench.jsonl
+
+# tools/plot.py draws every picture from the committed data, and refuses input it cannot plot.
+test-plot: deps-test
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; set -e; \
+	for t in lm ner nmt; do /usr/bin/python3 tools/plot.py curves $$tmp/$$t.png docs/data/$$t-structured.jsonl docs/data/$$t-standard.jsonl; done; \
+	/usr/bin/python3 tools/plot.py kernels $$tmp/kernels.png docs/data/bench.jsonl; \
+	/usr/bin/python3 tools/plot.py steps $$tmp/steps.png docs/data/bench.jsonl; \
+	for f in $$tmp/*.png; do head -c 8 $$f | od -An -c | grep -q 'P   N   G' || { echo "plot: $$f is not a PNG" >&2; exit 1; }; done; \
+	if /usr/bin/python3 tools/plot.py steps $$tmp/bad.png docs/data/lm-structured.jsonl 2>/dev/null; then \
+	  echo "plot: plot.py drew bench speeds from epoch lines" >&2; exit 1; fi; \
+	echo "plot: tools/plot.py drew $$(ls $$tmp/*.png | wc -l) PNGs from docs/data"
 
 # When OpenBLAS runs a pre-AVX2 core on an AVX2/AVX-512 CPU and OPENBLAS_CORETYPE is unset, the
 # remedy for the rest of this recipe line only (tools/blas-coretype.sh says so); tests never set it.

@@ -227,7 +227,8 @@ sdlstm_status sdlstm_reset_state(sdlstm_model *model);
  * evaluation, which inference never touches; none of the calls below changes the model. */
 typedef struct sdlstm_lm_state sdlstm_lm_state;
 
-/* Creates a state of streams >= 1 zeroed streams for model (a language model), which must outlive it. */
+/* Creates a state of streams >= 1 zeroed streams for model (a language model; any other task is
+ * SDLSTM_E_INVALID), which must outlive it. */
 sdlstm_status sdlstm_lm_state_create(const sdlstm_model *model, int32_t streams, sdlstm_lm_state **out);
 
 /* Frees a state. NULL is ignored. */
@@ -238,22 +239,25 @@ sdlstm_status sdlstm_lm_state_reset(sdlstm_lm_state *state);
 
 /* Reads one token per stream (tokens: one id per stream in [0, vocab_size)), advances state, and
  * writes the natural-log probabilities of the next token: streams * vocab_size floats, stream-major
- * (log_probs[s * vocab_size + v]). No dropout. On failure state is unchanged. */
+ * (log_probs[s * vocab_size + v]). No dropout. A state created for another model is
+ * SDLSTM_E_INVALID; a non-finite log-probability (a diverged model) is SDLSTM_E_NUMERIC. On failure
+ * neither state nor log_probs changes. */
 sdlstm_status sdlstm_lm_next(sdlstm_model *model, sdlstm_lm_state *state, const int32_t *tokens,
                              float *log_probs);
 
 /* Scores tokens[0 .. n-1] (n >= 2) from a zero state: *log_prob receives the sum over i >= 1 of
  * log P(tokens[i] | tokens[0 .. i-1]) (nats, n - 1 predictions; tokens[0] is the context, e.g.
  * <eos>), and token_log_probs (n - 1 values, may be NULL) each term. The mean -*log_prob / (n - 1) is
- * the loss sdlstm_evaluate reports for the same tokens as one stream from a reset state. */
+ * the loss sdlstm_evaluate reports for the same tokens as one stream from a reset state. A
+ * non-finite log-probability (a diverged model) is SDLSTM_E_NUMERIC, and *log_prob is then not written. */
 sdlstm_status sdlstm_lm_score(sdlstm_model *model, const int32_t *tokens, int64_t n, double *log_prob,
                               float *token_log_probs);
 
 /* How sdlstm_lm_generate samples. */
 typedef struct sdlstm_generate_options {
     size_t struct_size;   /* sizeof(sdlstm_generate_options) */
-    float temperature;    /* > 0 divides the logits (1: the model's distribution); 0: always the most likely token */
-    int32_t top_k;        /* 0: sample from every token; k >= 1: from the k most likely */
+    float temperature;    /* > 0 divides the logits (1: the model's distribution); 0: always the most likely token (of equals, the lowest id) */
+    int32_t top_k;        /* 0: sample from every token; k >= 1: from the k most likely (of equals, the lowest ids) */
     uint64_t seed;        /* the sampling stream: the same model, prompt, options and seed give the same tokens */
     int32_t stop_id;      /* generation ends once this id is emitted (it is written); -1: only max_tokens ends it */
 } sdlstm_generate_options;
@@ -263,7 +267,8 @@ sdlstm_status sdlstm_generate_options_init(sdlstm_generate_options *options);
 
 /* Feeds prompt (prompt_len >= 1 ids) from a zero state, then samples up to max_tokens >= 1 ids into
  * out; *count receives how many were written. options NULL: the defaults of
- * sdlstm_generate_options_init. */
+ * sdlstm_generate_options_init. A non-finite log-probability (a diverged model) is SDLSTM_E_NUMERIC;
+ * on failure *count is not written. */
 sdlstm_status sdlstm_lm_generate(sdlstm_model *model, const int32_t *prompt, int64_t prompt_len,
                                  const sdlstm_generate_options *options, int32_t *out, int64_t max_tokens,
                                  int64_t *count);

@@ -20,10 +20,9 @@ public struct TrainingProgress: Equatable, Sendable {
 }
 
 extension LanguageModel {
-    /// Saves the model to an HDF5 checkpoint at `path`, replacing any file there atomically
-    /// (docs/CHECKPOINT.md). `includingCarriedState` also saves the hidden state carried between
-    /// steps, so that a loaded model continues the same text.
-    public func save(to path: String, includingCarriedState: Bool = false) throws(SDLSTMError) {
+    /// `save(to:)`, and with `includingCarriedState` also the hidden state carried between steps, so
+    /// that a loaded model continues the same text.
+    public func save(to path: String, includingCarriedState: Bool) throws(SDLSTMError) {
         try saveCheckpoint(handle, path, includingCarriedState)
     }
 
@@ -33,6 +32,17 @@ extension LanguageModel {
     public static func load(from path: String) throws(SDLSTMError) -> LanguageModel {
         LanguageModel(adopting: try loadCheckpoint(path, task: SDLSTM_TASK_LANGUAGE_MODEL, "a language model"))
     }
+}
+
+/// Checkpoints and what every model saves in them besides its parameters: progress, string tables
+/// and metadata.
+extension TrainableModel {
+    /// Saves the model to an HDF5 checkpoint at `path` (docs/CHECKPOINT.md), replacing any file there
+    /// atomically: parameters, settings, progress, dropout, random stream, a tagger's tag names,
+    /// string tables and metadata.
+    public func save(to path: String) throws(SDLSTMError) {
+        try saveCheckpoint(handle, path, false)
+    }
 
     /// Sets the epoch counter (>= 0) and restarts `progress.epochStep`; call it as each epoch begins.
     public func setEpoch(_ epoch: Int) throws(SDLSTMError) {
@@ -40,17 +50,34 @@ extension LanguageModel {
     }
 
     /// Where training stands.
-    public var progress: TrainingProgress { readProgress(handle) }
+    public var progress: TrainingProgress {
+        var p = sdlstm_progress()
+        p.struct_size = MemoryLayout<sdlstm_progress>.size
+        let status = sdlstm_get_progress(handle, &p)
+        precondition(status == SDLSTM_OK, "sdlstm_get_progress failed: \(String(cString: sdlstm_last_error()))")
+        return TrainingProgress(step: Int(p.step), epoch: Int(p.epoch), epochStep: Int(p.epoch_step),
+                                learningRate: p.learning_rate, clipNorm: p.clip_norm)
+    }
 
     /// Attaches a table of strings (e.g. the vocabulary, id -> word) under `name`, saved with the
     /// model; an empty table removes it. Names: 1 to 128 characters of A-Z a-z 0-9 _ . -
     public func setStrings(_ strings: [String], named name: String) throws(SDLSTMError) {
-        try setStringTable(handle, name, strings)
+        let copies = strings.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        guard !copies.contains(where: { $0 == nil }) else { throw SDLSTMError(.outOfMemory, "could not copy the strings") }
+        let pointers = copies.map { UnsafePointer($0) }
+        let status = pointers.withUnsafeBufferPointer { sdlstm_set_strings(handle, name, $0.baseAddress, Int64(strings.count)) }
+        try SDLSTMError.check(status)
     }
 
     /// The table attached under `name`, or nil if there is none.
     public func strings(named name: String) throws(SDLSTMError) -> [String]? {
-        try stringTable(handle, name)
+        var out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+        var n: Int64 = 0
+        try SDLSTMError.check(sdlstm_get_strings(handle, name, &out, &n))
+        guard let out else { return nil }
+        defer { sdlstm_free(out) }
+        return (0..<Int(n)).map { String(cString: out[$0]!) }
     }
 
     /// Sets a metadata value (UTF-8, at most 64 KiB) saved with the model; nil removes the key.
@@ -60,11 +87,16 @@ extension LanguageModel {
 
     /// The metadata value of `key`, or nil if there is none.
     public func metadata(forKey key: String) throws(SDLSTMError) -> String? {
-        try metadataValue(handle, key)
+        var out: UnsafeMutablePointer<CChar>?
+        try SDLSTMError.check(sdlstm_get_metadata(handle, key, &out))
+        guard let out else { return nil }
+        defer { sdlstm_free(out) }
+        return String(cString: out)
     }
 }
 
-// The calls behind the methods above, on a bare handle, for every model type of this wrapper.
+// Saving and loading on a bare handle, for every model type of this wrapper (each type has its own
+// `load`, which returns that type).
 
 func saveCheckpoint(_ handle: OpaquePointer, _ path: String, _ carriedState: Bool) throws(SDLSTMError) {
     let flags = carriedState ? SDLSTM_SAVE_CARRIED_STATE : SDLSTM_SAVE_DEFAULT
@@ -82,39 +114,4 @@ func loadCheckpoint(_ path: String, task: sdlstm_task, _ what: String) throws(SD
         throw SDLSTMError(.invalid, "\(path) holds a model of task \(c.task.rawValue), not \(what)")
     }
     return out
-}
-
-func readProgress(_ handle: OpaquePointer) -> TrainingProgress {
-    var p = sdlstm_progress()
-    p.struct_size = MemoryLayout<sdlstm_progress>.size
-    let status = sdlstm_get_progress(handle, &p)
-    precondition(status == SDLSTM_OK, "sdlstm_get_progress failed: \(String(cString: sdlstm_last_error()))")
-    return TrainingProgress(step: Int(p.step), epoch: Int(p.epoch), epochStep: Int(p.epoch_step),
-                            learningRate: p.learning_rate, clipNorm: p.clip_norm)
-}
-
-func setStringTable(_ handle: OpaquePointer, _ name: String, _ strings: [String]) throws(SDLSTMError) {
-    let copies = strings.map { strdup($0) }
-    defer { copies.forEach { free($0) } }
-    guard !copies.contains(where: { $0 == nil }) else { throw SDLSTMError(.outOfMemory, "could not copy the strings") }
-    let pointers = copies.map { UnsafePointer($0) }
-    let status = pointers.withUnsafeBufferPointer { sdlstm_set_strings(handle, name, $0.baseAddress, Int64(strings.count)) }
-    try SDLSTMError.check(status)
-}
-
-func stringTable(_ handle: OpaquePointer, _ name: String) throws(SDLSTMError) -> [String]? {
-    var out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
-    var n: Int64 = 0
-    try SDLSTMError.check(sdlstm_get_strings(handle, name, &out, &n))
-    guard let out else { return nil }
-    defer { sdlstm_free(out) }
-    return (0..<Int(n)).map { String(cString: out[$0]!) }
-}
-
-func metadataValue(_ handle: OpaquePointer, _ key: String) throws(SDLSTMError) -> String? {
-    var out: UnsafeMutablePointer<CChar>?
-    try SDLSTMError.check(sdlstm_get_metadata(handle, key, &out))
-    guard let out else { return nil }
-    defer { sdlstm_free(out) }
-    return String(cString: out)
 }

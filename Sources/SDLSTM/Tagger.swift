@@ -44,12 +44,6 @@ public final class Tagger: TrainableModel {
         return (names, TagScheme.allCases.first { $0.cValue == scheme } ?? .none)
     }
 
-    /// Saves the tagger to an HDF5 checkpoint at `path` (docs/CHECKPOINT.md), tag names included,
-    /// replacing any file there atomically.
-    public func save(to path: String) throws(SDLSTMError) {
-        try saveCheckpoint(handle, path, false)
-    }
-
     /// Loads a tagger from a checkpoint: parameters, settings, progress, dropout, random stream, tag
     /// names and scheme. `.io` for a missing or unreadable file, `.format` for anything wrong inside it.
     public static func load(from path: String) throws(SDLSTMError) -> Tagger {

@@ -88,11 +88,6 @@ public final class Translator: TrainableModel {
 
     deinit { sdlstm_model_free(handle) }
 
-    /// Saves the translator to an HDF5 checkpoint, atomically (see sdlstm_save).
-    public func save(to path: String) throws(SDLSTMError) {
-        try saveCheckpoint(handle, path, false)
-    }
-
     /// Loads a translator from a checkpoint; `bos` and `eos` are the target ids it was trained with.
     /// `.io` for a missing or unreadable file, `.format` for anything wrong inside it.
     public static func load(from path: String, bos: Int32, eos: Int32) throws(SDLSTMError) -> Translator {

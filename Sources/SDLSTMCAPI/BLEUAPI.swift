@@ -10,6 +10,11 @@ private func strings(_ array: UnsafePointer<UnsafePointer<CChar>?>?, _ n: Int, _
     return try swiftStrings(try unwrap(array, name), count: n, name)
 }
 
+/// What sdlstm_bleu_options_init fills in, what NULL options mean, and what fields past a caller's
+/// struct_size take: 13a, case-sensitive.
+private let defaultBLEUOptions = sdlstm_bleu_options(struct_size: MemoryLayout<sdlstm_bleu_options>.size, lowercase: 0,
+                                                     tokenize: BLEUTokenizer.thirteenA.rawValue)
+
 @c @implementation
 public func sdlstm_bleu(_ hypotheses: UnsafePointer<UnsafePointer<CChar>?>?,
                         _ references: UnsafePointer<UnsafePointer<CChar>?>?, _ n: Int64,
@@ -20,14 +25,10 @@ public func sdlstm_bleu(_ hypotheses: UnsafePointer<UnsafePointer<CChar>?>?,
         let size = try structSize(of: out, "out")
         guard n >= 0 else { throw .invalid("n must be >= 0, got \(n)") }
         let count = Int(n)
-        var lowercase = false, tokenizer = BLEUTokenizer.thirteenA
-        if options != nil {
-            let o = try copyIn(options, "options", defaults: sdlstm_bleu_options(struct_size: 0, lowercase: 0, tokenize: 1))
-            lowercase = o.lowercase != 0
-            guard let t = BLEUTokenizer(rawValue: o.tokenize) else {
-                throw .invalid("options->tokenize is \(o.tokenize), expected 1 (13a) or 0 (whitespace)")
-            }
-            tokenizer = t
+        let o = options == nil ? defaultBLEUOptions : try copyIn(options, "options", defaults: defaultBLEUOptions)
+        let lowercase = o.lowercase != 0
+        guard let tokenizer = BLEUTokenizer(rawValue: o.tokenize) else {
+            throw .invalid("options->tokenize is \(o.tokenize), expected 1 (13a) or 0 (whitespace)")
         }
         let score = try corpusBLEU(hypotheses: try strings(hypotheses, count, "hypotheses"),
                                    references: try strings(references, count, "references"),
@@ -39,5 +40,13 @@ public func sdlstm_bleu(_ hypotheses: UnsafePointer<UnsafePointer<CChar>?>?,
                                    hyp_len: Int64(score.statistics.hypothesisLength),
                                    ref_len: Int64(score.statistics.referenceLength))
         copyOut(c, to: out, structSize: size)
+    }
+}
+
+@c @implementation
+public func sdlstm_bleu_options_init(_ options: UnsafeMutablePointer<sdlstm_bleu_options>?) -> sdlstm_status {
+    translate { () throws(SDLSTMError) in
+        let out = try unwrap(options, "options")
+        copyOut(defaultBLEUOptions, to: out, structSize: try structSize(of: out, "options"))
     }
 }

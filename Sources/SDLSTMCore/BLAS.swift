@@ -14,6 +14,21 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
         return
     }
     func call(_ cols: Range<Int>) {
+        // One row (an LM's next token for one stream): OpenBLAS 0.3.21's sgemm packs all of B for
+        // it, where sgemv streams B once: 11.0 vs 4.8 ms for 1 × 650 · 650 × 10000 (one thread).
+        if m == 1 {
+            let y = c + cols.lowerBound
+            // sgemv may scale y by beta = 0 rather than overwrite it, which would keep a NaN there.
+            if beta == 0 { y.update(repeating: 0, count: cols.count) }
+            if transB {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(cols.count), blasint(k), alpha,
+                            b + cols.lowerBound * ldb, blasint(ldb), a, blasint(transA ? lda : 1), beta, y, 1)
+            } else {
+                cblas_sgemv(CblasRowMajor, CblasTrans, blasint(k), blasint(cols.count), alpha,
+                            b + cols.lowerBound, blasint(ldb), a, blasint(transA ? lda : 1), beta, y, 1)
+            }
+            return
+        }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(cols.count), blasint(k), alpha, a, blasint(lda),
                     b + (transB ? cols.lowerBound * ldb : cols.lowerBound), blasint(ldb),

@@ -35,6 +35,13 @@ public struct Random {
         Float(next() >> 40) * (1.0 / 16_777_216.0)
     }
 
+    /// Uniform in [0, 1) with 53 bits: sampling from a distribution whose small probabilities a
+    /// 24-bit draw could not resolve.
+    @inline(__always)
+    public mutating func uniformDouble() -> Double {
+        Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
+    }
+
     @inline(__always)
     private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 }

@@ -35,14 +35,21 @@ struct SoftmaxCrossEntropy {
     /// log Σ_j exp(z_j) of one row, the row unchanged (the exponentials as the loss computes them).
     func logSumExp(_ z: UnsafePointer<Float>) -> Float {
         let v = width, mx = rowMax(z)
-        var sum16 = V16(repeating: 0), i = 0
-        while i + 16 <= v {
-            var e = V16(repeating: 0)
-            for l in 0..<16 { e[l] = fastExp(z[i + l] - mx) }
-            sum16 += e
-            i += 16
+        // The exponentials go through a block on the stack: a plain loop over it vectorises, where
+        // filling a V16 lane by lane ran scalar (10× exponentiate's time in a profile of scoring).
+        let block = 256
+        let (sum16, blocked) = withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { buffer -> (V16, Int) in
+            let e = buffer.baseAddress!
+            var sum16 = V16(repeating: 0), i = 0
+            while i + 16 <= v {
+                let n = min(block, (v - i) / 16 * 16), row = z + i
+                for j in 0..<n { e[j] = fastExp(row[j] - mx) }
+                for l in stride(from: 0, to: n, by: 16) { sum16 += load(e + l) }
+                i += n
+            }
+            return (sum16, i)
         }
-        var sum = sum16.sum()
+        var sum = sum16.sum(), i = blocked
         while i < v { sum += fastExp(z[i] - mx); i += 1 }
         return mx + logf(sum)
     }

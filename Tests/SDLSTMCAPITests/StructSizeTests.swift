@@ -9,7 +9,7 @@ final class StructSizeTests: XCTestCase {
     /// The sizes of 0.2.0, the first release under the ABI policy; frozen here as in the library.
     static let firstSizes: [String: Int] = [
         "config": 72, "batch": 80, "stats": 40, "runtime_info": 64, "span_scores": 72, "decode_options": 32,
-        "bleu_options": 16, "bleu_scores": 80, "progress": 40,
+        "bleu_options": 16, "bleu_scores": 80, "progress": 40, "generate_options": 32,
     ]
 
     /// The first released size of T and a larger one (as a newer header would pass).
@@ -63,6 +63,9 @@ final class StructSizeTests: XCTestCase {
         var gold: [Int32] = [1, 2, 0], predicted: [Int32] = [1, 0, 0]
         XCTAssertEqual(sdlstm_span_f1_add(f1, &gold, &predicted, 1, 3, nil), OK)
         checkOut("span_scores", sdlstm_span_scores.self) { sdlstm_span_f1_get_scores(f1, -1, $0) }
+        checkOut("decode_options", sdlstm_decode_options.self) { sdlstm_decode_options_init($0) }
+        checkOut("bleu_options", sdlstm_bleu_options.self) { sdlstm_bleu_options_init($0) }
+        checkOut("generate_options", sdlstm_generate_options.self) { sdlstm_generate_options_init($0) }
     }
 
     func testInStructs() throws {
@@ -116,6 +119,22 @@ final class StructSizeTests: XCTestCase {
             XCTAssertEqual(sdlstm_bleu(&hyp, &ref, 1, options, &got), OK, "bleu_options size \(size): \(lastError())")
             XCTAssertEqual(got.bleu, wantBLEU.bleu, "bleu_options size \(size)")
         }
+        // lm_generate: the options, cut or grown, sample as a normal call does.
+        let lm = makeModel(smallConfig())
+        defer { sdlstm_model_free(lm) }
+        var g = sdlstm_generate_options()
+        g.struct_size = MemoryLayout<sdlstm_generate_options>.size
+        XCTAssertEqual(sdlstm_generate_options_init(&g), OK)
+        (g.temperature, g.top_k, g.seed, g.stop_id) = (0.8, 5, 17, 3)
+        let prompt: [Int32] = [1, 2]
+        func sampled(_ o: UnsafePointer<sdlstm_generate_options>) -> [Int32] {
+            var out = [Int32](repeating: -1, count: 20)
+            var count: Int64 = 0
+            XCTAssertEqual(sdlstm_lm_generate(lm, prompt, 2, o, &out, 20, &count), OK, lastError())
+            return Array(out.prefix(Int(count)))
+        }
+        let wantTokens = sampled(&g)
+        withSizes("generate_options", g) { o, size in XCTAssertEqual(sampled(o), wantTokens, "generate_options size \(size)") }
         // Below the first size is refused, naming the struct.
         var small = smallConfig()
         small.struct_size = Self.firstSizes["config"]! - 1

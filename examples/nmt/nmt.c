@@ -1,6 +1,10 @@
 /*
  * nmt — trains an LSTM encoder-decoder with attention (SDLSTM_TASK_SEQ2SEQ) to translate, by default
- * German to English on Multi30k, with sdlstm.
+ * German to English on Multi30k, with sdlstm, and translates a user's file with one.
+ *
+ *   nmt [train] --data DIR [options]            train, pick the epoch by val BLEU, --save it
+ *   nmt --load FILE --data DIR                  evaluate a checkpoint on DIR's val and test sets
+ *   nmt translate --load FILE [options] INPUT   translate a file, one line out per line in
  *
  * Reads DIR/{train,val,TEST}.{SRC,TGT}: raw text, one sentence per line, the two languages
  * line-aligned. Both languages go through the same rule-based tokeniser (see "Tokeniser" below),
@@ -14,8 +18,9 @@
  * against the raw reference lines (13a tokenisation, case-insensitive with --lower 1: sacreBLEU's
  * -lc; <unk> is left out of a translation). An epoch with a new best validation BLEU also translates
  * the test set; the test BLEU reported is that epoch's, whose translations go to --out (one line per
- * source line, in order) and whose model goes to --save (with both vocabularies as string tables
- * "src_vocab" and "tgt_vocab").
+ * source line, in order) and whose model goes to --save, with what translating raw text needs: both
+ * vocabularies (string tables "src_vocab" and "tgt_vocab"), the lowercasing (metadata "nmt.lower")
+ * and the languages ("nmt.src", "nmt.tgt").
  *
  * Learning rate: OpenNMT-py's classic SGD schedule. --lr for the first --decay-after epochs; from the
  * first epoch after those, or after the first epoch whose validation perplexity is worse than the
@@ -27,198 +32,40 @@
  * and reports the vocabularies, the batches and how well the detokeniser inverts the tokeniser,
  * without a model.
  *
- * Build (in examples/nmt, for ../common/example.h):
- *   cc -std=c11 -O2 nmt.c $(pkg-config --cflags --libs sdlstm) -lm -o sdlstm-nmt
+ * Build (in examples/nmt):
+ *   cc -std=c11 -O2 nmt.c ../common/example.c $(pkg-config --cflags --libs sdlstm) -lm -o sdlstm-nmt
  */
 #define _POSIX_C_SOURCE 200809L
 
-#define EXAMPLE_NAME "nmt"
-
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/example.h"
 
-/* ------------------------------------------------------------------------------------------ */
-/* Arguments                                                                                   */
-/* ------------------------------------------------------------------------------------------ */
+const char *const example_name = "nmt";
+
+static const long long big = INT32_MAX;
 
 typedef struct options {
+    train_options train;
     const char *data_dir;
     const char *src;
     const char *tgt;
     const char *test_name;
     const char *out_path;
-    const char *save_path;
     int32_t lower;
     int32_t min_count;
     int32_t max_len;
-    int32_t embed;
-    int32_t hidden;
-    int32_t layers;
     int32_t bidirectional;
     int32_t input_feeding;
-    int32_t epochs;
-    int64_t max_steps;
-    int32_t batch;
-    double lr;
-    double lr_decay;
-    int32_t decay_after;
-    double clip;
-    double init;
-    sdlstm_policy policy;
-    const char *policy_name;
-    double p_nr;
-    double p_rh;
     int32_t beam;
     double length_penalty;
     int32_t max_decode; /* 0: 2 x the longest source of the batch + 10 */
-    int32_t threads;
-    uint64_t seed;
     bool dry_run;
 } options;
-
-static void usage(FILE *out) {
-    fputs(
-        "usage: nmt --data DIR [options]\n"
-        "\n"
-        "Trains an attention encoder-decoder on DIR/train.{SRC,TGT}, picks the epoch by the BLEU of\n"
-        "DIR/val.{SRC,TGT}, reports the BLEU of that epoch on DIR/TEST.{SRC,TGT}.\n"
-        "\n"
-        "  --data DIR           directory holding the line-aligned raw text files\n"
-        "  --src L, --tgt L     file suffixes of the two languages (de, en)\n"
-        "  --test NAME          prefix of the test files (test_2016_flickr)\n"
-        "  --out FILE           test translations of the best-val epoch, one line per source line (none)\n"
-        "  --save FILE          checkpoint (HDF5) of the best-val epoch, vocabularies included (none)\n"
-        "  --lower 0|1          lowercase the text; BLEU is then case-insensitive (1)\n"
-        "  --min-count N        training tokens seen fewer times become <unk> (2)\n"
-        "  --max-len N          training pairs with a side longer than N tokens are dropped (50)\n"
-        "  --embed N            embedding width, both languages (256)\n"
-        "  --hidden N           LSTM width; the bidirectional encoder has N / 2 per direction (256)\n"
-        "  --layers N           LSTM layers of the encoder and of the decoder (2)\n"
-        "  --bidirectional 0|1  encoder reads both ways (1)\n"
-        "  --input-feeding 0|1  the attentional vector joins the next decoder input (1)\n"
-        "  --epochs N           training epochs (8)\n"
-        "  --max-steps N        cap on training steps per epoch, 0 = no cap (0)\n"
-        "  --batch N            sentence pairs per batch (64)\n"
-        "  --lr F               learning rate for the mean target-token loss (5)\n"
-        "  --lr-decay F         factor applied to lr each epoch once decay has begun (0.5)\n"
-        "  --decay-after N      epochs at the full lr, unless val ppl gets worse sooner (5)\n"
-        "  --clip F             global gradient-norm clip, 0 = off (1)\n"
-        "  --init F             parameters start uniform in [-F, F] (0.1)\n"
-        "  --policy P           none|variational|standard|structured|structured-fixed (structured)\n"
-        "  --p-nr F             drop probability on INPUT, BETWEEN (layers >= 2), OUTPUT (0.3)\n"
-        "  --p-rh F             drop probability on RECURRENT, 0 = off (0)\n"
-        "  --beam N             beam size, 1 = greedy (5)\n"
-        "  --length-penalty F   hypotheses rank by log P / (tokens + 1)^F (1)\n"
-        "  --max-decode N       most target tokens per sentence; 0 = 2 x the longest source\n"
-        "                       of its batch + 10 (0)\n"
-        "  --threads N          threads used by the library (1)\n"
-        "  --seed N             initialisation, dropout and shuffling seed (1)\n"
-        "  --dry-run            read and batch the data, check the detokeniser, no model\n"
-        "  --help               this text\n",
-        out);
-}
-
-static void parse_args(int argc, char **argv, options *o) {
-    *o = (options){
-        .data_dir = NULL,
-        .src = "de",
-        .tgt = "en",
-        .test_name = "test_2016_flickr",
-        .out_path = NULL,
-        .save_path = NULL,
-        .lower = 1,
-        .min_count = 2,
-        .max_len = 50,
-        .embed = 256,
-        .hidden = 256,
-        .layers = 2,
-        .bidirectional = 1,
-        .input_feeding = 1,
-        .epochs = 8,
-        .max_steps = 0,
-        .batch = 64,
-        .lr = 5.0,
-        .lr_decay = 0.5,
-        .decay_after = 5,
-        .clip = 1.0,
-        .init = 0.1,
-        .policy = SDLSTM_POLICY_STRUCTURED,
-        .policy_name = "structured",
-        .p_nr = 0.3,
-        .p_rh = 0.0,
-        .beam = 5,
-        .length_penalty = 1.0,
-        .max_decode = 0,
-        .threads = 1,
-        .seed = 1,
-        .dry_run = false,
-    };
-    const long long big = INT32_MAX;
-    for (int i = 1; i < argc; i++) {
-        const char *flag = argv[i];
-        if (strcmp(flag, "--help") == 0 || strcmp(flag, "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        }
-        if (strcmp(flag, "--dry-run") == 0) {
-            o->dry_run = true;
-            continue;
-        }
-        if (strncmp(flag, "--", 2) != 0) bad_usage("unexpected argument '", flag, "'");
-        if (i + 1 >= argc) bad_usage(flag, " needs a value", "");
-        const char *v = argv[++i];
-
-        if (strcmp(flag, "--data") == 0) o->data_dir = v;
-        else if (strcmp(flag, "--src") == 0) o->src = v;
-        else if (strcmp(flag, "--tgt") == 0) o->tgt = v;
-        else if (strcmp(flag, "--test") == 0) o->test_name = v;
-        else if (strcmp(flag, "--out") == 0) o->out_path = v;
-        else if (strcmp(flag, "--save") == 0) o->save_path = v;
-        else if (strcmp(flag, "--lower") == 0) o->lower = parse_int(flag, v, 0, 1);
-        else if (strcmp(flag, "--min-count") == 0) o->min_count = parse_int(flag, v, 1, big);
-        else if (strcmp(flag, "--max-len") == 0) o->max_len = parse_int(flag, v, 1, 1 << 16);
-        else if (strcmp(flag, "--embed") == 0) o->embed = parse_int(flag, v, 1, big);
-        else if (strcmp(flag, "--hidden") == 0) o->hidden = parse_int(flag, v, 1, big);
-        else if (strcmp(flag, "--layers") == 0) o->layers = parse_int(flag, v, 1, big);
-        else if (strcmp(flag, "--bidirectional") == 0) o->bidirectional = parse_int(flag, v, 0, 1);
-        else if (strcmp(flag, "--input-feeding") == 0) o->input_feeding = parse_int(flag, v, 0, 1);
-        else if (strcmp(flag, "--epochs") == 0) o->epochs = parse_int(flag, v, 1, big);
-        else if (strcmp(flag, "--max-steps") == 0) o->max_steps = parse_int64(flag, v, 0);
-        else if (strcmp(flag, "--batch") == 0) o->batch = parse_int(flag, v, 1, 1 << 16);
-        else if (strcmp(flag, "--lr") == 0) o->lr = parse_real(flag, v, POSITIVE);
-        else if (strcmp(flag, "--lr-decay") == 0) o->lr_decay = parse_real(flag, v, POSITIVE);
-        else if (strcmp(flag, "--decay-after") == 0) o->decay_after = parse_int(flag, v, 0, big);
-        else if (strcmp(flag, "--clip") == 0) o->clip = parse_real(flag, v, NON_NEGATIVE);
-        else if (strcmp(flag, "--init") == 0) o->init = parse_real(flag, v, POSITIVE);
-        else if (strcmp(flag, "--p-nr") == 0) o->p_nr = parse_real(flag, v, PROBABILITY);
-        else if (strcmp(flag, "--p-rh") == 0) o->p_rh = parse_real(flag, v, PROBABILITY);
-        else if (strcmp(flag, "--beam") == 0) o->beam = parse_int(flag, v, 1, 1024);
-        else if (strcmp(flag, "--length-penalty") == 0) o->length_penalty = parse_real(flag, v, NON_NEGATIVE);
-        else if (strcmp(flag, "--max-decode") == 0) o->max_decode = parse_int(flag, v, 0, 1 << 16);
-        else if (strcmp(flag, "--threads") == 0) o->threads = parse_int(flag, v, 1, 4096);
-        else if (strcmp(flag, "--seed") == 0) o->seed = parse_u64(flag, v);
-        else if (strcmp(flag, "--policy") == 0) {
-            int k = find_policy(v);
-            if (k < 0) bad_usage("unknown policy '", v, "'");
-            o->policy = policies[k].policy;
-            o->policy_name = policies[k].name;
-        } else {
-            bad_usage("unknown flag '", flag, "'");
-        }
-    }
-    if (o->data_dir == NULL) bad_usage("--data DIR is required", "", "");
-    if (o->bidirectional && o->hidden % 2 != 0)
-        bad_usage("--hidden must be even with --bidirectional 1 (half per direction)", "", "");
-    /* Without a policy nothing is dropped; reporting the default p would mislabel the run. */
-    if (o->policy == SDLSTM_POLICY_NONE) o->p_nr = o->p_rh = 0;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Tokeniser                                                                                   */
@@ -562,66 +409,51 @@ static void side_free(side *s) {
     *s = (side){0};
 }
 
-/* Reads dir/name.lang and tokenises its lines. */
-static bool load_side(const char *dir, const char *name, const char *lang, bool lower, side *s, int32_t *lines) {
+/* Reads the file at path and tokenises its lines. */
+static bool load_side(const char *path, bool lower, side *s, int32_t *lines) {
     *s = (side){0};
-    char file[1024];
-    if (snprintf(file, sizeof file, "%s.%s", name, lang) >= (int)sizeof file) {
-        fprintf(stderr, "nmt: file name too long: %s.%s\n", name, lang);
-        return false;
-    }
     size_t size = 0;
-    s->text = read_file(dir, file, &size);
-    if (!s->text) return false;
-    /* A final line without a line break still counts; the break after the last line adds none. */
-    int64_t n = 0;
-    for (size_t i = 0; i < size; i++) n += s->text[i] == '\n';
-    if (size > 0 && s->text[size - 1] != '\n') n++;
-    if (n == 0 || n > INT32_MAX) {
-        fprintf(stderr, "nmt: %s/%s has %s lines\n", dir, file, n == 0 ? "no" : "too many");
+    int32_t n = 0;
+    if (!(s->text = read_file(NULL, path, &size)) || !split_lines(s->text, size, &s->lines, &n)) return false;
+    if (n == 0) {
+        fprintf(stderr, "nmt: %s has no lines\n", path);
         return false;
     }
-    s->lines = malloc((size_t)n * sizeof *s->lines);
     s->first = malloc((size_t)n * sizeof *s->first);
     s->len = malloc((size_t)n * sizeof *s->len);
     s->arena = malloc(2 * size + 1);
-    if (!s->lines || !s->first || !s->len || !s->arena) goto oom;
+    if (!s->first || !s->len || !s->arena) goto oom;
     token_sink sink = {.at = s->arena};
-    char *p = s->text;
-    for (int64_t i = 0; i < n; i++) {
-        char *end = strchr(p, '\n');
-        if (end) *end = '\0';
-        size_t k = strlen(p);
-        if (k > 0 && p[k - 1] == '\r') p[k - 1] = '\0';
-        s->lines[i] = p;
+    for (int32_t i = 0; i < n; i++) {
         s->first[i] = sink.count;
-        int64_t count = tokenize_line(p, lower, &sink);
+        int64_t count = tokenize_line(s->lines[i], lower, &sink);
         if (count < 0) {
             free(sink.tokens);
             goto oom;
         }
         if (count > INT32_MAX / 4) {
             free(sink.tokens);
-            fprintf(stderr, "nmt: %s/%s: line %" PRId64 " has too many tokens\n", dir, file, i + 1);
+            fprintf(stderr, "nmt: %s: line %d has too many tokens\n", path, i + 1);
             return false;
         }
         s->len[i] = (int32_t)count;
         if (count > s->max_len) s->max_len = (int32_t)count;
-        p = end ? end + 1 : p + k;
     }
     s->tokens = sink.tokens;
     s->ids = malloc((size_t)(sink.count > 0 ? sink.count : 1) * sizeof *s->ids);
     if (!s->ids) goto oom;
-    *lines = (int32_t)n;
+    *lines = n;
     return true;
 oom:
-    fprintf(stderr, "nmt: out of memory reading %s/%s\n", dir, file);
+    fprintf(stderr, "nmt: out of memory reading %s\n", path);
     return false;
 }
 
 typedef struct dataset {
     split train, val, test;
     vocab src_vocab, tgt_vocab; /* the specials, then training tokens by falling count */
+    char **src_block, **tgt_block; /* own the vocabularies' words when they come from a checkpoint */
+    char *src_lang, *tgt_lang;     /* a checkpoint's languages */
     int32_t *keep;     /* the training pairs used, neither side longer than --max-len */
     int32_t kept;
     int64_t kept_target_tokens; /* what one epoch trains on: n + 1 per pair */
@@ -637,6 +469,10 @@ static void split_free(split *s) {
 static void dataset_free(dataset *d) {
     vocab_free(&d->src_vocab);
     vocab_free(&d->tgt_vocab);
+    sdlstm_free(d->src_block);
+    sdlstm_free(d->tgt_block);
+    sdlstm_free(d->src_lang);
+    sdlstm_free(d->tgt_lang);
     split_free(&d->train);
     split_free(&d->val);
     split_free(&d->test);
@@ -710,18 +546,8 @@ static void sort_by_length(const split *s, int32_t *pairs, int32_t n) {
     qsort(pairs, (size_t)n, sizeof *pairs, by_length);
 }
 
-static bool load_split(const options *o, const char *name, split *s) {
-    *s = (split){.name = name};
-    int32_t src_lines = 0, tgt_lines = 0;
-    if (!load_side(o->data_dir, name, o->src, o->lower, &s->src, &src_lines) ||
-        !load_side(o->data_dir, name, o->tgt, o->lower, &s->tgt, &tgt_lines))
-        return false;
-    if (src_lines != tgt_lines) {
-        fprintf(stderr, "nmt: %s/%s.%s has %d lines but %s.%s has %d\n", o->data_dir, name, o->src, src_lines,
-                name, o->tgt, tgt_lines);
-        return false;
-    }
-    s->n = src_lines;
+/* The pairs of s by length, for evaluation batches. */
+static bool sort_split(split *s) {
     s->by_length = malloc((size_t)s->n * sizeof *s->by_length);
     if (!s->by_length) {
         fputs("nmt: out of memory\n", stderr);
@@ -730,6 +556,26 @@ static bool load_split(const options *o, const char *name, split *s) {
     for (int32_t i = 0; i < s->n; i++) s->by_length[i] = i;
     sort_by_length(s, s->by_length, s->n);
     return true;
+}
+
+static bool load_split(const options *o, const char *name, split *s) {
+    *s = (split){.name = name};
+    int32_t src_lines = 0, tgt_lines = 0;
+    char src_path[4096], tgt_path[4096];
+    if (snprintf(src_path, sizeof src_path, "%s/%s.%s", o->data_dir, name, o->src) >= (int)sizeof src_path ||
+        snprintf(tgt_path, sizeof tgt_path, "%s/%s.%s", o->data_dir, name, o->tgt) >= (int)sizeof tgt_path) {
+        fprintf(stderr, "nmt: path too long: %s/%s\n", o->data_dir, name);
+        return false;
+    }
+    if (!load_side(src_path, o->lower, &s->src, &src_lines) || !load_side(tgt_path, o->lower, &s->tgt, &tgt_lines))
+        return false;
+    if (src_lines != tgt_lines) {
+        fprintf(stderr, "nmt: %s/%s.%s has %d lines but %s.%s has %d\n", o->data_dir, name, o->src, src_lines,
+                name, o->tgt, tgt_lines);
+        return false;
+    }
+    s->n = src_lines;
+    return sort_split(s);
 }
 
 static bool dataset_load(const options *o, dataset *d) {
@@ -791,10 +637,10 @@ static int32_t decode_limit(const options *o, int32_t src_len) {
     return o->max_decode > 0 ? o->max_decode : 2 * src_len + 10;
 }
 
-static bool buffers_init(batch_buffers *b, const dataset *d, const options *o) {
-    *b = (batch_buffers){.rows = o->batch, .max_src = 1, .max_tgt = 2};
-    const split *splits[] = {&d->train, &d->val, &d->test};
-    for (int i = 0; i < 3; i++) {
+/* Buffers for batches of --batch pairs of any of splits[0 .. count-1]. */
+static bool buffers_init(batch_buffers *b, const split *const *splits, int count, const options *o) {
+    *b = (batch_buffers){.rows = o->train.batch, .max_src = 1, .max_tgt = 2};
+    for (int i = 0; i < count; i++) {
         if (splits[i]->src.max_len > b->max_src) b->max_src = splits[i]->src.max_len;
         if (splits[i]->tgt.max_len + 2 > b->max_tgt) b->max_tgt = splits[i]->tgt.max_len + 2;
     }
@@ -877,55 +723,60 @@ static sdlstm_model *make_model(const options *o, const dataset *d) {
     if (!ok(sdlstm_config_init(&cfg, SDLSTM_TASK_SEQ2SEQ), "sdlstm_config_init")) return NULL;
     cfg.vocab_size = d->src_vocab.size;
     cfg.target_vocab_size = d->tgt_vocab.size;
-    cfg.embed_size = o->embed;
-    cfg.hidden_size = o->hidden;
-    cfg.num_layers = o->layers;
     cfg.bidirectional = o->bidirectional;
     cfg.input_feeding = o->input_feeding;
-    cfg.init_scale = (float)o->init;
-    cfg.seed = o->seed;
-
-    sdlstm_model *m = NULL;
-    if (!ok(sdlstm_model_create(&cfg, &m), "sdlstm_model_create")) return NULL;
-
-    bool good = ok(sdlstm_set_optimizer(m, SDLSTM_OPTIMIZER_SGD), "sdlstm_set_optimizer") &&
-                ok(sdlstm_set_learning_rate(m, (float)o->lr), "sdlstm_set_learning_rate") &&
-                ok(sdlstm_set_clip_norm(m, (float)o->clip), "sdlstm_set_clip_norm") &&
-                ok(sdlstm_set_num_threads(m, o->threads), "sdlstm_set_num_threads") &&
-                set_dropout_sites(m, o->policy, o->p_nr, o->p_rh, o->layers);
-    if (!good) {
-        sdlstm_model_free(m);
-        return NULL;
-    }
-    return m;
+    return create_model(&cfg, &o->train);
 }
 
 /* What a checkpoint needs beyond the model to translate raw text: both vocabularies and how the
- * text was tokenised. */
+ * text was tokenised; and the training settings. */
 static bool store_settings(sdlstm_model *m, const options *o, const dataset *d) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%d", o->lower);
-    return ok(sdlstm_set_strings(m, "src_vocab", d->src_vocab.words, d->src_vocab.size),
-              "sdlstm_set_strings(src_vocab)") &&
-           ok(sdlstm_set_strings(m, "tgt_vocab", d->tgt_vocab.words, d->tgt_vocab.size),
-              "sdlstm_set_strings(tgt_vocab)") &&
-           ok(sdlstm_set_metadata(m, "nmt.src", o->src), "sdlstm_set_metadata") &&
-           ok(sdlstm_set_metadata(m, "nmt.tgt", o->tgt), "sdlstm_set_metadata") &&
-           ok(sdlstm_set_metadata(m, "nmt.lower", buf), "sdlstm_set_metadata") &&
-           ok(sdlstm_set_metadata(m, "nmt.tokenizer", "sdlstm-nmt examples/nmt/nmt.c"), "sdlstm_set_metadata") &&
-           ok(sdlstm_set_metadata(m, "nmt.policy", o->policy_name), "sdlstm_set_metadata");
+    return vocab_store(m, "src_vocab", &d->src_vocab) && vocab_store(m, "tgt_vocab", &d->tgt_vocab) &&
+           meta_set_text(m, "nmt.src", o->src) && meta_set_text(m, "nmt.tgt", o->tgt) &&
+           meta_set_number(m, "nmt.lower", o->lower) &&
+           meta_set_text(m, "nmt.tokenizer", "sdlstm-nmt examples/nmt/nmt.c") &&
+           meta_set_number(m, "nmt.min_count", o->min_count) && meta_set_number(m, "nmt.max_len", o->max_len) &&
+           store_schedule(m, "nmt", &o->train);
+}
+
+/* A loaded translator's vocabularies, tokenisation and architecture into d and o. */
+static bool restore_settings(sdlstm_model *m, options *o, dataset *d) {
+    sdlstm_config cfg = {.struct_size = sizeof cfg};
+    double lower = o->lower, min_count = o->min_count, max_len = o->max_len;
+    if (!restore_model_options(m, SDLSTM_TASK_SEQ2SEQ, &o->train) || !restore_schedule(m, "nmt", &o->train) ||
+        !ok(sdlstm_get_config(m, &cfg), "sdlstm_get_config") || !meta_number(m, "nmt.lower", &lower) ||
+        !meta_number(m, "nmt.min_count", &min_count) || !meta_number(m, "nmt.max_len", &max_len) ||
+        !vocab_restore(m, "src_vocab", cfg.vocab_size, &d->src_vocab, &d->src_block) ||
+        !vocab_restore(m, "tgt_vocab", cfg.target_vocab_size, &d->tgt_vocab, &d->tgt_block))
+        return false;
+    for (int32_t i = 0; i < SPECIALS; i++)
+        if (strcmp(d->src_vocab.words[i], special_names[i]) != 0 || strcmp(d->tgt_vocab.words[i], special_names[i]) != 0) {
+            fputs("nmt: the checkpoint's vocabularies do not begin with <unk> <pad> <bos> <eos>\n", stderr);
+            return false;
+        }
+    o->lower = lower != 0;
+    o->min_count = min_count >= 1 && min_count <= INT32_MAX ? (int32_t)min_count : o->min_count;
+    o->max_len = max_len >= 1 && max_len <= INT32_MAX ? (int32_t)max_len : o->max_len;
+    o->bidirectional = cfg.bidirectional;
+    o->input_feeding = cfg.input_feeding;
+    char *src = NULL, *tgt = NULL;
+    if (!ok(sdlstm_get_metadata(m, "nmt.src", &src), "sdlstm_get_metadata") ||
+        !ok(sdlstm_get_metadata(m, "nmt.tgt", &tgt), "sdlstm_get_metadata")) {
+        sdlstm_free(src);
+        return false;
+    }
+    d->src_lang = src;
+    d->tgt_lang = tgt;
+    if (src) o->src = src;
+    if (tgt) o->tgt = tgt;
+    return true;
 }
 
 /* Saves the best model so far; a failure is reported and counted, and training goes on. */
 static void save_best(sdlstm_model *m, const options *o, int32_t epoch, double val_bleu, int *failures) {
-    if (!o->save_path) return;
-    char e[32], b[32];
-    snprintf(e, sizeof e, "%d", epoch);
-    snprintf(b, sizeof b, "%.17g", val_bleu);
-    if (ok(sdlstm_set_metadata(m, "nmt.epoch", e), "sdlstm_set_metadata") &&
-        ok(sdlstm_set_metadata(m, "nmt.val_bleu", b), "sdlstm_set_metadata") &&
-        ok(sdlstm_save(m, o->save_path, SDLSTM_SAVE_DEFAULT), "sdlstm_save"))
-        fprintf(stderr, "nmt: saved %s\n", o->save_path);
+    if (!o->train.save_path) return;
+    if (meta_set_number(m, "nmt.epoch", epoch) && meta_set_number(m, "nmt.val_bleu", val_bleu))
+        save_checkpoint(m, o->train.save_path, failures);
     else
         ++*failures;
 }
@@ -933,10 +784,6 @@ static void save_best(sdlstm_model *m, const options *o, int32_t epoch, double v
 /* ------------------------------------------------------------------------------------------ */
 /* Evaluation                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
-
-static double ppl_of(double loss_sum, int64_t tokens) {
-    return tokens > 0 ? exp(loss_sum / (double)tokens) : NAN;
-}
 
 /* Perplexity of a split's target sides given their sources. A non-finite loss is reported and
  * gives an infinite perplexity, which the schedule reads as "worse"; other failures end the run. */
@@ -1031,8 +878,9 @@ static bool bleu(const options *o, const split *s, char *const *hyps, double *sc
     return true;
 }
 
+/* Writes lines to path, or to stdout when path is NULL. */
 static bool write_lines(const char *path, char *const *lines, int32_t n) {
-    FILE *f = fopen(path, "w");
+    FILE *f = path ? fopen(path, "w") : stdout;
     if (!f) {
         fprintf(stderr, "nmt: cannot write %s: %s\n", path, strerror(errno));
         return false;
@@ -1041,8 +889,8 @@ static bool write_lines(const char *path, char *const *lines, int32_t n) {
         fputs(lines[i], f);
         fputc('\n', f);
     }
-    if (fclose(f) != 0) {
-        fprintf(stderr, "nmt: cannot write %s: %s\n", path, strerror(errno));
+    if (path ? fclose(f) != 0 : fflush(f) != 0) {
+        fprintf(stderr, "nmt: cannot write %s: %s\n", path ? path : "stdout", strerror(errno));
         return false;
     }
     return true;
@@ -1056,44 +904,18 @@ static bool train_epoch(sdlstm_model *m, const dataset *d, const options *o, int
                         uint64_t *rng, int32_t *order, int32_t *batch_start, batch_buffers *buf,
                         train_totals *tot) {
     if (!ok(sdlstm_set_learning_rate(m, (float)lr), "sdlstm_set_learning_rate")) return false;
-    int32_t batches = plan_epoch(d, o->batch, rng, order, batch_start);
+    int32_t batches = plan_epoch(d, o->train.batch, rng, order, batch_start);
     int64_t steps = batches;
-    if (o->max_steps > 0 && o->max_steps < steps) steps = o->max_steps;
-    int64_t report_every = steps >= 10 ? steps / 10 : 1;
-
-    double epoch_loss = 0, window_loss = 0;
-    int64_t epoch_tokens = 0, window_tokens = 0;
-    double t_start = now_s();
+    if (o->train.max_steps > 0 && o->train.max_steps < steps) steps = o->train.max_steps;
+    epoch_meter em;
+    meter_start(&em, tot, epoch, steps, lr, true);
     for (int64_t k = 0; k < steps; k++) {
         int32_t first = batch_start[k];
-        int32_t n = d->kept - first < o->batch ? d->kept - first : o->batch;
+        int32_t n = d->kept - first < o->train.batch ? d->kept - first : o->train.batch;
         sdlstm_batch batch = fill_batch(&d->train, order + first, n, buf);
-        sdlstm_stats st;
-        int stepped = train_step(m, &batch, &st, epoch, k, tot);
-        if (stepped < 0) return false;
-        if (stepped) {
-            epoch_loss += st.loss * (double)st.tokens;
-            epoch_tokens += st.tokens;
-            window_loss += st.loss * (double)st.tokens;
-            window_tokens += st.tokens;
-        }
-        if ((k + 1) % report_every == 0 || k + 1 == steps) {
-            double elapsed = now_s() - t_start;
-            double wps = elapsed > 0 ? (double)epoch_tokens / elapsed : 0;
-            char eta[32];
-            format_duration(eta, sizeof eta, elapsed / (double)(k + 1) * (double)(steps - k - 1));
-            double wl = window_tokens > 0 ? window_loss / (double)window_tokens : NAN;
-            fprintf(stderr,
-                    "epoch %d  step %" PRId64 "/%" PRId64 "  lr %.4g  loss %.4f  ppl %.2f  %.0f words/s  ETA %s\n",
-                    epoch, k + 1, steps, lr, wl, exp(wl), wps, eta);
-            window_loss = 0;
-            window_tokens = 0;
-        }
+        if (meter_step(&em, m, &batch, k) < 0) return false;
     }
-    tot->seconds += now_s() - t_start;
-    tot->tokens += epoch_tokens;
-    tot->last_epoch_loss = epoch_loss;
-    tot->last_epoch_tokens = epoch_tokens;
+    meter_finish(&em);
     return true;
 }
 
@@ -1134,11 +956,11 @@ done:
 }
 
 static bool dry_run(const options *o, const dataset *d, int32_t *order, int32_t *batch_start) {
-    uint64_t rng = rng_seed(o->seed);
-    int32_t batches = plan_epoch(d, o->batch, &rng, order, batch_start);
+    uint64_t rng = rng_seed(o->train.seed);
+    int32_t batches = plan_epoch(d, o->train.batch, &rng, order, batch_start);
     int64_t src_cells = 0, tgt_cells = 0, src_tokens = 0;
     for (int32_t k = 0; k < batches; k++) {
-        int32_t first = batch_start[k], n = d->kept - first < o->batch ? d->kept - first : o->batch;
+        int32_t first = batch_start[k], n = d->kept - first < o->train.batch ? d->kept - first : o->train.batch;
         int32_t S = 1, T = 2;
         for (int32_t i = 0; i < n; i++) {
             int32_t pair = order[first + i];
@@ -1169,40 +991,30 @@ static bool dry_run(const options *o, const dataset *d, int32_t *order, int32_t 
 
 static void print_result(const options *o, const sdlstm_runtime_info *rt, const dataset *d, const train_totals *tot,
                          int32_t best_epoch, double val_bleu, double test_bleu, double val_ppl, double seconds) {
-    printf("{\"task\":\"nmt\",\"policy\":\"%s\"", o->policy_name);
-    json_number("p_nr", o->p_nr);
-    json_number("p_rh", o->p_rh);
-    printf(",\"epochs\":%d", o->epochs);
-    json_number("val_bleu", val_bleu);
-    json_number("test_bleu", test_bleu);
-    json_number("words_per_s", tot->seconds > 0 ? (double)tot->tokens / tot->seconds : NAN);
-    json_number("seconds", seconds);
-    printf(",\"best_epoch\":%d", best_epoch);
-    json_number("val_ppl", val_ppl);
-    printf(",\"src\":\"%s\",\"tgt\":\"%s\",\"lower\":%d,\"min_count\":%d,\"max_len\":%d", o->src, o->tgt, o->lower,
-           o->min_count, o->max_len);
-    printf(",\"src_vocab\":%d,\"tgt_vocab\":%d,\"train_pairs\":%d", d->src_vocab.size, d->tgt_vocab.size, d->kept);
-    printf(",\"hidden\":%d,\"layers\":%d,\"embed\":%d,\"bidirectional\":%d,\"input_feeding\":%d", o->hidden,
-           o->layers, o->embed, o->bidirectional, o->input_feeding);
-    printf(",\"batch\":%d,\"max_steps\":%" PRId64 ",\"beam\":%d", o->batch, o->max_steps, o->beam);
-    json_number("length_penalty", o->length_penalty);
-    printf(",\"max_decode\":%d", o->max_decode);
-    json_number("lr", o->lr);
-    json_number("lr_decay", o->lr_decay);
-    printf(",\"decay_after\":%d", o->decay_after);
-    json_number("clip", o->clip);
-    json_number("init", o->init);
-    printf(",\"threads\":%d,\"seed\":%" PRIu64, o->threads, o->seed);
-    printf(",\"steps\":%" PRId64 ",\"numeric_skips\":%" PRId64, tot->steps, tot->numeric_skips);
-    json_number("train_ppl", ppl_of(tot->last_epoch_loss, tot->last_epoch_tokens));
-    json_number("skipped_macs_fraction", tot->steps > 0 ? tot->skipped_sum / (double)tot->steps : 0);
-    json_number("train_seconds", tot->seconds);
-    json_runtime(rt);
-    printf(",\"version\":\"%s\"}\n", sdlstm_version());
-    fflush(stdout);
+    json_begin(stdout, "nmt");
+    json_training(stdout, &o->train, tot);
+    json_number(stdout, "val_bleu", val_bleu);
+    json_number(stdout, "test_bleu", test_bleu);
+    json_int(stdout, "best_epoch", best_epoch);
+    json_number(stdout, "val_ppl", val_ppl);
+    json_string(stdout, "src", o->src);
+    json_string(stdout, "tgt", o->tgt);
+    json_int(stdout, "lower", o->lower);
+    json_int(stdout, "min_count", o->min_count);
+    json_int(stdout, "max_len", o->max_len);
+    json_int(stdout, "src_vocab", d->src_vocab.size);
+    json_int(stdout, "tgt_vocab", d->tgt_vocab.size);
+    json_int(stdout, "train_pairs", d->kept);
+    json_int(stdout, "bidirectional", o->bidirectional);
+    json_int(stdout, "input_feeding", o->input_feeding);
+    json_int(stdout, "beam", o->beam);
+    json_number(stdout, "length_penalty", o->length_penalty);
+    json_int(stdout, "max_decode", o->max_decode);
+    json_number(stdout, "train_ppl", ppl_of(tot->last_epoch_loss, tot->last_epoch_tokens));
+    json_number(stdout, "seconds", seconds);
+    if (o->train.load_path) json_string(stdout, "checkpoint", o->train.load_path);
+    json_end(stdout, rt);
 }
-
-/* ------------------------------------------------------------------------------------------ */
 
 static void free_lines(char **lines, int32_t n) {
     if (!lines) return;
@@ -1210,29 +1022,163 @@ static void free_lines(char **lines, int32_t n) {
     free(lines);
 }
 
-int main(int argc, char **argv) {
+/* ------------------------------------------------------------------------------------------ */
+/* train                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The flags of decoding, which train and translate share. */
+#define DECODE_FLAGS(o)                                                                                              \
+    {.name = "--beam", .kind = FLAG_INT, .value = &(o).beam, .arg = "N", .help = "beam size, 1 = greedy (5)",         \
+     .min = 1, .max = 1024},                                                                                         \
+    {.name = "--length-penalty", .kind = FLAG_REAL, .value = &(o).length_penalty, .arg = "F",                        \
+     .help = "hypotheses rank by log P / (tokens + 1)^F (1)", .range = NON_NEGATIVE},                                 \
+    {.name = "--max-decode", .kind = FLAG_INT, .value = &(o).max_decode, .arg = "N",                                 \
+     .help = "most target tokens per sentence; 0 = 2 x the longest source of its batch + 10 (0)", .min = 0,          \
+     .max = 1 << 16},                                                                                                \
+    {.name = "--threads", .kind = FLAG_INT, .value = &(o).train.threads, .arg = "N",                                 \
+     .help = "threads used by the library (the cores available)", .min = 1, .max = 4096}
+
+static const options defaults = {
+    .train = {.hidden = 256, .layers = 2, .embed = 256, .epochs = 8, .batch = 64, .lr = 5.0, .lr_decay = 0.5,
+              .decay_after = 5, .clip = 1.0, .init = 0.1, .policy = 3, .p_nr = 0.3, .seed = 1},
+    .src = "de",
+    .tgt = "en",
+    .test_name = "test_2016_flickr",
+    .lower = 1,
+    .min_count = 2,
+    .max_len = 50,
+    .bidirectional = 1,
+    .input_feeding = 1,
+    .beam = 5,
+    .length_penalty = 1.0,
+};
+
+static const char train_synopsis[] =
+    "usage: nmt [train] --data DIR [options]\n"
+    "       nmt --load FILE --data DIR [--test NAME] [--out FILE]   evaluate a checkpoint on val and NAME\n"
+    "       nmt translate --load FILE [options] INPUT              translate a file (nmt translate --help)\n"
+    "\n"
+    "Trains an attention encoder-decoder on DIR/train.{SRC,TGT}, picks the epoch by the BLEU of\n"
+    "DIR/val.{SRC,TGT}, reports the BLEU of that epoch on DIR/TEST.{SRC,TGT}.\n"
+    "\n";
+
+static int train_main(int argc, char **argv, int first) {
     double t0 = now_s();
-    options o;
-    parse_args(argc, argv, &o);
+    options o = defaults;
+    o.train.threads = available_cores();
+    train_options *t = &o.train;
+    flag flags[] = {
+        {.name = "--data", .kind = FLAG_TEXT, .value = &o.data_dir, .arg = "DIR",
+         .help = "directory holding the line-aligned raw text files"},
+        {.name = "--src", .kind = FLAG_TEXT, .value = &o.src, .arg = "L", .help = "file suffix of the source language (de)",
+         .fixed = true},
+        {.name = "--tgt", .kind = FLAG_TEXT, .value = &o.tgt, .arg = "L", .help = "file suffix of the target language (en)",
+         .fixed = true},
+        {.name = "--test", .kind = FLAG_TEXT, .value = &o.test_name, .arg = "NAME",
+         .help = "prefix of the test files (test_2016_flickr)"},
+        {.name = "--out", .kind = FLAG_TEXT, .value = &o.out_path, .arg = "FILE",
+         .help = "test translations of the best-val epoch, one line per source line (none)"},
+        {.name = "--save", .kind = FLAG_TEXT, .value = &t->save_path, .arg = "FILE",
+         .help = "checkpoint (HDF5) of the best-val epoch, vocabularies included (none)"},
+        {.name = "--load", .kind = FLAG_TEXT, .value = &t->load_path, .arg = "FILE",
+         .help = "evaluate this checkpoint instead of training (the flags marked * come from it)"},
+        {.name = "--epoch-json", .kind = FLAG_TEXT, .value = &t->epoch_json, .arg = "FILE",
+         .help = "one JSON line per epoch (lr, train and val ppl, val BLEU)"},
+        {.name = "--lower", .kind = FLAG_INT, .value = &o.lower, .arg = "0|1",
+         .help = "lowercase the text; BLEU is then case-insensitive (1)", .min = 0, .max = 1, .fixed = true},
+        {.name = "--min-count", .kind = FLAG_INT, .value = &o.min_count, .arg = "N",
+         .help = "training tokens seen fewer times become <unk> (2)", .min = 1, .max = big, .fixed = true},
+        {.name = "--max-len", .kind = FLAG_INT, .value = &o.max_len, .arg = "N",
+         .help = "training pairs with a side longer than N tokens are dropped (50)", .min = 1, .max = 1 << 16},
+        {.name = "--embed", .kind = FLAG_INT, .value = &t->embed, .arg = "N",
+         .help = "embedding width, both languages (256)", .min = 1, .max = big, .fixed = true},
+        {.name = "--hidden", .kind = FLAG_INT, .value = &t->hidden, .arg = "N",
+         .help = "LSTM width; the bidirectional encoder has N / 2 per direction (256)", .min = 1, .max = big,
+         .fixed = true},
+        {.name = "--layers", .kind = FLAG_INT, .value = &t->layers, .arg = "N",
+         .help = "LSTM layers of the encoder and of the decoder (2)", .min = 1, .max = big, .fixed = true},
+        {.name = "--bidirectional", .kind = FLAG_INT, .value = &o.bidirectional, .arg = "0|1",
+         .help = "encoder reads both ways (1)", .min = 0, .max = 1, .fixed = true},
+        {.name = "--input-feeding", .kind = FLAG_INT, .value = &o.input_feeding, .arg = "0|1",
+         .help = "the attentional vector joins the next decoder input (1)", .min = 0, .max = 1, .fixed = true},
+        {.name = "--epochs", .kind = FLAG_INT, .value = &t->epochs, .arg = "N", .help = "training epochs (8)", .min = 1,
+         .max = big},
+        {.name = "--max-steps", .kind = FLAG_INT64, .value = &t->max_steps, .arg = "N",
+         .help = "cap on training steps per epoch, 0 = no cap (0)", .min = 0},
+        {.name = "--batch", .kind = FLAG_INT, .value = &t->batch, .arg = "N", .help = "sentence pairs per batch (64)",
+         .min = 1, .max = 1 << 16},
+        {.name = "--lr", .kind = FLAG_REAL, .value = &t->lr, .arg = "F",
+         .help = "learning rate for the mean target-token loss (5)", .range = POSITIVE},
+        {.name = "--lr-decay", .kind = FLAG_REAL, .value = &t->lr_decay, .arg = "F",
+         .help = "factor applied to lr each epoch once decay has begun (0.5)", .range = POSITIVE},
+        {.name = "--decay-after", .kind = FLAG_INT, .value = &t->decay_after, .arg = "N",
+         .help = "epochs at the full lr, unless val ppl gets worse sooner (5)", .min = 0, .max = big},
+        {.name = "--clip", .kind = FLAG_REAL, .value = &t->clip, .arg = "F",
+         .help = "global gradient-norm clip, 0 = off (1)", .range = NON_NEGATIVE},
+        {.name = "--init", .kind = FLAG_REAL, .value = &t->init, .arg = "F",
+         .help = "parameters start uniform in [-F, F] (0.1)", .range = POSITIVE},
+        {.name = "--policy", .kind = FLAG_CHOICE, .value = &t->policy, .arg = "P",
+         .help = "none|variational|standard|structured|structured-fixed (structured)", .choices = policy_names},
+        {.name = "--p-nr", .kind = FLAG_REAL, .value = &t->p_nr, .arg = "F",
+         .help = "drop probability on INPUT, BETWEEN (layers >= 2), OUTPUT (0.3)", .range = PROBABILITY},
+        {.name = "--p-rh", .kind = FLAG_REAL, .value = &t->p_rh, .arg = "F",
+         .help = "drop probability on RECURRENT, 0 = off (0)", .range = PROBABILITY},
+        DECODE_FLAGS(o),
+        {.name = "--seed", .kind = FLAG_U64, .value = &t->seed, .arg = "N",
+         .help = "initialisation, dropout and shuffling seed (1)"},
+        {.name = "--dry-run", .kind = FLAG_SWITCH, .value = &o.dry_run,
+         .help = "read and batch the data, check the detokeniser, no model"},
+    };
+    size_t nflags = sizeof flags / sizeof flags[0];
+    parse_flags(argc, argv, first, train_synopsis, flags, nflags, NULL, 0);
+    if (o.data_dir == NULL) bad_usage("--data DIR is required", "", "");
+    if (t->load_path) {
+        static const char *const training_only[] = {"--save", "--epoch-json", "--epochs", "--max-steps", "--max-len",
+                                                    "--batch", "--lr", "--lr-decay", "--decay-after", "--clip",
+                                                    "--init", "--policy", "--p-nr", "--p-rh", "--seed", "--dry-run"};
+        for (size_t k = 0; k < sizeof training_only / sizeof training_only[0]; k++)
+            if (find_flag(flags, nflags, training_only[k])->given)
+                bad_usage("--load evaluates a checkpoint and trains no further: drop ", training_only[k], "");
+        for (size_t k = 0; k < nflags; k++)
+            if (flags[k].fixed && flags[k].given)
+                fprintf(stderr, "nmt: warning: %s is ignored: the checkpoint sets it\n", flags[k].name);
+    }
+    if (o.bidirectional && t->hidden % 2 != 0)
+        bad_usage("--hidden must be even with --bidirectional 1 (half per direction)", "", "");
+    normalize_dropout(t);
     sdlstm_runtime_info rt;
     if (!report_runtime(&rt)) return 1;
 
-    int status = 1;
+    int status = 1, save_failures = 0;
     dataset d = {0};
     sdlstm_model *m = NULL;
     int32_t *order = NULL, *batch_start = NULL;
     char **val_hyps = NULL, **test_hyps = NULL;
     batch_buffers buf = {0};
+    FILE *epoch_log = NULL;
+    if (!epoch_log_open(t->epoch_json, &epoch_log)) goto done;
 
-    if (!dataset_load(&o, &d)) goto done;
+    if (t->load_path) {
+        if (!ok(sdlstm_load(t->load_path, &m), "sdlstm_load") || !restore_settings(m, &o, &d) ||
+            !load_split(&o, "val", &d.val) || !load_split(&o, o.test_name, &d.test))
+            goto done;
+        split *splits[] = {&d.val, &d.test};
+        for (int i = 0; i < 2; i++) {
+            assign_ids(&splits[i]->src, splits[i]->n, &d.src_vocab);
+            assign_ids(&splits[i]->tgt, splits[i]->n, &d.tgt_vocab);
+        }
+        t->epochs = 0;
+    } else if (!dataset_load(&o, &d)) {
+        goto done;
+    }
     fprintf(stderr,
             "nmt: %s -> %s; vocab %d -> %d (min count %d); pairs train %d (%d used: %d with a side "
             "over %d tokens or an empty source dropped) val %d %s %d\n",
-            o.src, o.tgt, d.src_vocab.size, d.tgt_vocab.size, o.min_count, d.train.n, d.kept,
-            d.train.n - d.kept, o.max_len, d.val.n, o.test_name, d.test.n);
+            o.src, o.tgt, d.src_vocab.size, d.tgt_vocab.size, o.min_count, d.train.n, d.kept, d.train.n - d.kept,
+            o.max_len, d.val.n, o.test_name, d.test.n);
 
-    order = malloc((size_t)d.kept * sizeof *order);
-    batch_start = malloc((size_t)d.kept * sizeof *batch_start);
+    order = malloc((size_t)(d.kept > 0 ? d.kept : 1) * sizeof *order);
+    batch_start = malloc((size_t)(d.kept > 0 ? d.kept : 1) * sizeof *batch_start);
     val_hyps = calloc((size_t)d.val.n, sizeof *val_hyps);
     test_hyps = calloc((size_t)d.test.n, sizeof *test_hyps);
     if (!order || !batch_start || !val_hyps || !test_hyps) {
@@ -1243,32 +1189,41 @@ int main(int argc, char **argv) {
         status = dry_run(&o, &d, order, batch_start) ? 0 : 1;
         goto done;
     }
-    if (!buffers_init(&buf, &d, &o)) goto done;
-
-    m = make_model(&o, &d);
-    if (!m || !store_settings(m, &o, &d)) goto done;
+    const split *all[] = {&d.train, &d.val, &d.test};
+    if (!buffers_init(&buf, all, 3, &o)) goto done;
+    if (!m && !((m = make_model(&o, &d)) && store_settings(m, &o, &d))) goto done;
     int64_t params = 0;
     if (!ok(sdlstm_get_parameter_count(m, &params), "sdlstm_get_parameter_count")) goto done;
     fprintf(stderr,
             "nmt: encoder-decoder %d x %d%s%s, embed %d, %" PRId64 " parameters; policy %s p_nr %g p_rh %g; "
-            "%d steps per epoch\n",
-            o.layers, o.hidden, o.bidirectional ? ", bidirectional encoder" : "",
-            o.input_feeding ? ", input feeding" : "", o.embed, params, o.policy_name, o.p_nr, o.p_rh,
-            (d.kept + o.batch - 1) / o.batch);
+            "%d steps per epoch; %d threads\n",
+            t->layers, t->hidden, o.bidirectional ? ", bidirectional encoder" : "",
+            o.input_feeding ? ", input feeding" : "", t->embed, params, policy_name(t), t->p_nr, t->p_rh,
+            (d.kept + t->batch - 1) / t->batch, t->threads);
 
-    uint64_t rng = rng_seed(o.seed);
+    uint64_t rng = rng_seed(t->seed);
     train_totals tot = {0};
-    double best_val = -1, best_test = NAN, best_ppl = NAN, lr = o.lr, last_ppl = NAN;
+    double best_val = -1, best_test = NAN, best_ppl = NAN, lr = t->lr, last_ppl = NAN;
     bool decaying = false;
     int32_t best_epoch = 0;
-    int save_failures = 0;
-    for (int32_t e = 1; e <= o.epochs; e++) {
-        if (e > o.decay_after) decaying = true;
-        if (decaying) lr *= o.lr_decay;
+    if (t->load_path) {
+        double epoch = 0;
+        if (!evaluate(m, &d.val, &buf, &best_ppl) || !translate(m, &d, &d.val, &o, &buf, val_hyps) ||
+            !bleu(&o, &d.val, val_hyps, &best_val) || !translate(m, &d, &d.test, &o, &buf, test_hyps) ||
+            !bleu(&o, &d.test, test_hyps, &best_test) || !meta_number(m, "nmt.epoch", &epoch))
+            goto done;
+        if (o.out_path && !write_lines(o.out_path, test_hyps, d.test.n)) goto done;
+        best_epoch = (int32_t)epoch;
+        fprintf(stderr, "nmt: %s: val ppl %.2f, val BLEU %.2f, %s BLEU %.2f\n", t->load_path, best_ppl, best_val,
+                o.test_name, best_test);
+    }
+    for (int32_t e = 1; e <= t->epochs; e++) {
+        if (e > t->decay_after) decaying = true;
+        if (decaying) lr *= t->lr_decay;
         if (!ok(sdlstm_set_epoch(m, e), "sdlstm_set_epoch")) goto done;
         if (!train_epoch(m, &d, &o, e, lr, &rng, order, batch_start, &buf, &tot)) goto done;
 
-        double val_ppl = NAN, val_bleu = NAN, t = now_s();
+        double val_ppl = NAN, val_bleu = NAN, t_eval = now_s();
         if (!evaluate(m, &d.val, &buf, &val_ppl)) goto done;
         /* OpenNMT-py's trigger: a validation perplexity worse than the epoch before's starts the decay. */
         if (val_ppl > last_ppl || isinf(val_ppl)) decaying = true;
@@ -1288,17 +1243,24 @@ int main(int argc, char **argv) {
             save_best(m, &o, e, val_bleu, &save_failures);
         }
         char took[32];
-        format_duration(took, sizeof took, now_s() - t);
-        fprintf(stderr, "epoch %d  train ppl %.2f  val ppl %.2f  val BLEU %.2f%s  (evaluated in %s)\n", e,
-                ppl_of(tot.last_epoch_loss, tot.last_epoch_tokens), val_ppl, val_bleu, best ? "  (best so far)" : "",
-                took);
+        format_duration(took, sizeof took, now_s() - t_eval);
+        double train_ppl = ppl_of(tot.last_epoch_loss, tot.last_epoch_tokens);
+        fprintf(stderr, "epoch %d  train ppl %.2f  val ppl %.2f  val BLEU %.2f%s  (evaluated in %s)\n", e, train_ppl,
+                val_ppl, val_bleu, best ? "  (best so far)" : "", took);
+        if (epoch_log) {
+            epoch_log_begin(epoch_log, "nmt", t, e, lr, &tot);
+            json_number(epoch_log, "train_ppl", train_ppl);
+            json_number(epoch_log, "val_ppl", val_ppl);
+            json_number(epoch_log, "val_bleu", val_bleu);
+            json_end(epoch_log, NULL);
+        }
     }
-    fprintf(stderr, "best val BLEU %.2f at epoch %d; its test BLEU %.2f\n", best_val, best_epoch, best_test);
-
+    if (t->epochs > 0)
+        fprintf(stderr, "best val BLEU %.2f at epoch %d; its test BLEU %.2f\n", best_val, best_epoch, best_test);
     print_result(&o, &rt, &d, &tot, best_epoch, best_val, best_test, best_ppl, now_s() - t0);
     status = save_failures > 0;
-
 done:
+    if (epoch_log) fclose(epoch_log);
     sdlstm_model_free(m);
     buffers_free(&buf);
     free(order);
@@ -1307,4 +1269,81 @@ done:
     free_lines(test_hyps, d.test.n);
     dataset_free(&d);
     return status;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* translate: a checkpoint applied to a user's file                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+static const char translate_synopsis[] =
+    "usage: nmt translate --load FILE [options] INPUT\n"
+    "\n"
+    "Translates INPUT, raw text with one sentence per line, with the checkpoint's model: tokenised and\n"
+    "lowercased as the training text was, tokens outside the source vocabulary read as <unk>, beam\n"
+    "search, the best hypothesis detokenised (<unk> left out). One line out per line in, in order; an\n"
+    "empty line stays empty.\n"
+    "\n";
+
+static int translate_main(int argc, char **argv, int first) {
+    options o = defaults;
+    o.train.threads = available_cores();
+    const char *input = NULL, *output = NULL;
+    flag flags[] = {
+        {.name = "--load", .kind = FLAG_TEXT, .value = &o.train.load_path, .arg = "FILE",
+         .help = "the checkpoint (sdlstm-nmt --save)"},
+        {.name = "--output", .kind = FLAG_TEXT, .value = &output, .arg = "FILE", .help = "write here (stdout)"},
+        {.name = "--batch", .kind = FLAG_INT, .value = &o.train.batch, .arg = "N", .help = "sentences per batch (64)",
+         .min = 1, .max = 1 << 16},
+        DECODE_FLAGS(o),
+    };
+    if (parse_flags(argc, argv, first, translate_synopsis, flags, sizeof flags / sizeof flags[0], &input, 1) != 1)
+        bad_usage("the file to translate is required", "", "");
+    if (!o.train.load_path) bad_usage("--load FILE is required", "", "");
+    int32_t batch = o.train.batch; /* restore_settings reads the training batch */
+    sdlstm_runtime_info rt;
+    if (!report_runtime(&rt)) return 1;
+
+    int status = 1;
+    dataset d = {0};
+    split s = {.name = input};
+    sdlstm_model *m = NULL;
+    char **hyps = NULL;
+    batch_buffers buf = {0};
+    if (!ok(sdlstm_load(o.train.load_path, &m), "sdlstm_load") || !restore_settings(m, &o, &d) ||
+        !load_side(input, o.lower, &s.src, &s.n))
+        goto done;
+    o.train.batch = batch;
+    /* No references: every target side is empty. */
+    s.tgt.len = calloc((size_t)s.n, sizeof *s.tgt.len);
+    s.tgt.first = calloc((size_t)s.n, sizeof *s.tgt.first);
+    s.tgt.ids = malloc(sizeof *s.tgt.ids);
+    hyps = calloc((size_t)s.n, sizeof *hyps);
+    if (!s.tgt.len || !s.tgt.first || !s.tgt.ids || !hyps) {
+        fputs("nmt: out of memory\n", stderr);
+        goto done;
+    }
+    assign_ids(&s.src, s.n, &d.src_vocab);
+    const split *all[] = {&s};
+    if (!sort_split(&s) || !buffers_init(&buf, all, 1, &o) || !translate(m, &d, &s, &o, &buf, hyps)) goto done;
+    for (int32_t i = 0; i < s.n; i++)
+        if (s.src.len[i] == 0) hyps[i][0] = '\0';
+    if (!write_lines(output, hyps, s.n)) goto done;
+    int64_t tokens = s.n > 0 ? s.src.first[s.n - 1] + s.src.len[s.n - 1] : 0, oov = 0;
+    for (int64_t i = 0; i < tokens; i++) oov += s.src.ids[i] == UNK;
+    fprintf(stderr, "nmt: translated %d lines of %s (%s -> %s); %" PRId64 " of %" PRId64
+            " source tokens outside the vocabulary read as <unk>\n", s.n, input, o.src, o.tgt, oov, tokens);
+    status = 0;
+done:
+    free_lines(hyps, s.n);
+    split_free(&s);
+    buffers_free(&buf);
+    dataset_free(&d);
+    sdlstm_model_free(m);
+    return status;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "translate") == 0) return translate_main(argc, argv, 2);
+    if (argc >= 2 && strcmp(argv[1], "train") == 0) return train_main(argc, argv, 2);
+    return train_main(argc, argv, 1);
 }
