@@ -31,7 +31,7 @@ LM_MPI      := build/bin/sdlstm-lm-mpi
 MPIRUN      := $(if $(filter 0,$(shell id -u)),OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --allow-run-as-root,mpirun) --oversubscribe
 
 .PHONY: help deps lib examples examples-mpi test-mpi test test-swift test-abi test-install install uninstall demo bench clean deps-test test-checkpoints \
-  test-kill sanitize test-apply test-plot plot
+  test-kill sanitize test-apply test-plot plot fuzz test-fuzz
 
 help:
 	@echo "make demo     train a small PTB model with structured and with standard dropout"
@@ -46,6 +46,7 @@ help:
 	@echo "make bench    kernel and training-step benchmarks (JSON lines), PyTorch beside them if installed"
 	@echo "make sanitize the C examples and test drivers built with ASan + UBSan, each run briefly"
 	@echo "make plot     docs/*.png from the JSON lines in docs/data (tools/plot.py, python3-matplotlib)"
+	@echo "make fuzz     FUZZ_CASES (20000) mutated and crafted checkpoints through sdlstm_load, each in a child process"
 
 # Installs only what is missing of the packages in $(1); needs root (or sudo) only when something is.
 define install_missing
@@ -163,7 +164,7 @@ test-install: lib
 	left=$$(find $$tmp/usr \( -type f -o -type l \) -print); \
 	if [ -n "$$left" ]; then echo "uninstall left: $$left" >&2; exit 1; fi; echo "install: make uninstall removed every installed file"
 
-test: deps deps-test test-swift test-abi test-install test-checkpoints test-apply test-plot test-kill sanitize test-mpi
+test: deps deps-test test-swift test-abi test-install test-checkpoints test-apply test-plot test-kill sanitize test-fuzz test-mpi
 
 # Release mode: the kernels are SIMD code that is far too slow unoptimised for the training tests.
 test-swift: deps deps-test
@@ -207,6 +208,36 @@ test-checkpoints: $(LM)
 	  awk -v a="$$torch" -v b="$$(ppl valid_ppl $$tmp/eval.json)" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; \
 	    printf "checkpoints: PyTorch from the checkpoint alone: valid ppl %.6g vs sdlstm %s (relative %.1e)\n", a, b, d; exit !(d < 1e-4) }'; \
 	else echo "checkpoints: python3-torch or python3-h5py missing: skipping the PyTorch perplexity check"; fi
+
+# The checkpoint fuzzer (fuzz/fuzz_load.c): seeds of the three tasks, crafted variants of them
+# (fuzz/craft.py, h5py), issue 12's reproducers (Tests/Fixtures/checkpoints), then FUZZ_CASES
+# mutations from FUZZ_SEED, each load in a forked child: any crash, hang over 2 s, status other
+# than OK/E_FORMAT/E_IO, refusal without a message naming the object, or peak RSS over
+# 64 MiB + 4 x the file fails the run. `make test` runs a short slice with a fixed seed, and
+# checks that sdlstm-lm --load refuses each reproducer with a message (exit 1, not a signal).
+FUZZ     := build/bin/sdlstm-fuzz-load
+FUZZ_CASES ?= 20000
+FUZZ_SEED  ?= 1
+$(FUZZ): fuzz/fuzz_load.c include/sdlstm.h lib
+	@mkdir -p build/bin
+	$(CC) $(CFLAGS) -Iinclude $< -Lbuild/lib -Wl,-rpath,'$$ORIGIN/../lib' -lsdlstm -o $@
+
+define run_fuzz
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	$(FUZZ) seeds $$tmp && /usr/bin/python3 fuzz/craft.py $$tmp && \
+	$(FUZZ) run --cases $(1) --seed $(2) $$tmp $$tmp/seed-*.h5 $$tmp/crafted-*.h5 Tests/Fixtures/checkpoints/*.h5
+endef
+
+fuzz: deps-test $(FUZZ)
+	$(call run_fuzz,$(FUZZ_CASES),$(FUZZ_SEED))
+
+test-fuzz: deps-test $(FUZZ) $(LM)
+	$(call run_fuzz,600,1)
+	@for f in Tests/Fixtures/checkpoints/*.h5; do \
+	  $(LM) --data data/ptb --load $$f --epochs 0 > /dev/null 2> build/fuzz-lm.err; rc=$$?; \
+	  if [ $$rc != 1 ] || ! grep -q "$$f" build/fuzz-lm.err; then \
+	    echo "fuzz: sdlstm-lm --load $$f exited $$rc: $$(cat build/fuzz-lm.err)" >&2; exit 1; fi; \
+	done; echo "fuzz: sdlstm-lm --load refuses each of Tests/Fixtures/checkpoints with a message"
 
 # 500 kill -9 at seeded random moments of a child's save loop: the checkpoint always loads and at
 # most one stale temporary remains (Tests/c/save_kill.c says what is checked). 20-35 s on 2 busy cores.

@@ -8,7 +8,8 @@ parameter datasets are PyTorch's state_dict of
     rnn       = nn.LSTM(embed_size, hidden_size, num_layers)
     decoder   = nn.Linear(hidden_size, vocab_size)
 
-so they load with load_state_dict(strict=True) as they are. docs/CHECKPOINT.md describes the file.
+so they load with load_state_dict(strict=True) as they are. docs/CHECKPOINT.md describes the file;
+its seal (the first 512 bytes) is checked first (tools/sdlstm_checkpoint.py, next to this file).
 
 Usage (one JSON line on stdout: loss in nats per token, tokens, perplexity):
 
@@ -35,8 +36,10 @@ import h5py
 import torch
 from torch import nn
 
+import sdlstm_checkpoint
+
 FORMAT = "sdlstm-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = sdlstm_checkpoint.FORMAT_VERSION
 
 
 class LanguageModel(nn.Module):
@@ -63,11 +66,16 @@ def attribute(f, name):
     value = f.attrs.get(name)
     if value is None:
         fail(f"missing attribute {name}")
+    # Strings are fixed-length (h5py: numpy.bytes_), UTF-8.
     return value.decode() if isinstance(value, bytes) else value
 
 
 def load(path, dtype):
     """The PyTorch model, the file's string tables and its carried state (or None)."""
+    try:
+        sdlstm_checkpoint.verify(path)
+    except (sdlstm_checkpoint.SealError, OSError) as e:
+        fail(str(e))
     with h5py.File(path, "r") as f:
         if attribute(f, "format") != FORMAT:
             fail(f"{path} is not an sdlstm checkpoint")

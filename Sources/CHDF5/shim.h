@@ -3,7 +3,7 @@
  * HDF5's type, property-list and flag "constants" are macros over globals that need H5open() first
  * (H5T_NATIVE_FLOAT is `(H5open(), H5T_NATIVE_FLOAT_g)`); Swift imports neither form, so each one
  * is a small inline function here. The calls whose signature differs between HDF5 1.10, 1.12 and
- * 1.14 (link info, vlen reclaim) are wrapped too, so the Swift side compiles against any of them. */
+ * 1.14 (link info, object info) are wrapped too, so the Swift side compiles against any of them. */
 #ifndef SDLSTM_CHDF5_SHIM_H
 #define SDLSTM_CHDF5_SHIM_H
 
@@ -21,8 +21,8 @@ static inline hid_t sdl_h5t_ieee_f32le(void) { return H5T_IEEE_F32LE; }
 static inline hid_t sdl_h5t_std_i64le(void) { return H5T_STD_I64LE; }
 static inline hid_t sdl_h5t_std_u64le(void) { return H5T_STD_U64LE; }
 static inline hid_t sdl_h5t_c_s1(void) { return H5T_C_S1; }
+/* Used by the tests to write files with the wrong types (variable-length strings among them). */
 static inline size_t sdl_h5t_variable(void) { return H5T_VARIABLE; }
-/* Used by the tests to write files with the wrong types. */
 static inline hid_t sdl_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
 static inline hid_t sdl_h5t_native_int32(void) { return H5T_NATIVE_INT32; }
 static inline hid_t sdl_h5t_ieee_f64le(void) { return H5T_IEEE_F64LE; }
@@ -56,13 +56,17 @@ static inline herr_t sdl_h5_no_file_locking(hid_t fapl) {
 #endif
 }
 
-/* Frees the variable-length strings H5Dread/H5Aread allocated into buf. */
-static inline herr_t sdl_h5_reclaim(hid_t type, hid_t space, void *buf) {
+/* 1 if the object keeps its attributes in HDF5's dense storage (a fractal heap and a B-tree outside
+ * the object header), 0 if in the object header (compact), -1 on error. */
+static inline int sdl_h5_attributes_dense(hid_t obj) {
 #if H5_VERSION_GE(1, 12, 0)
-    return H5Treclaim(type, space, H5P_DEFAULT, buf);
+    H5O_native_info_t info;
+    if (H5Oget_native_info(obj, &info, H5O_NATIVE_INFO_META_SIZE) < 0) return -1;
 #else
-    return H5Dvlen_reclaim(type, space, H5P_DEFAULT, buf);
+    H5O_info_t info;
+    if (H5Oget_info2(obj, &info, H5O_INFO_META_SIZE) < 0) return -1;
 #endif
+    return info.meta_size.attr.index_size > 0 || info.meta_size.attr.heap_size > 0;
 }
 
 /* HDF5's automatic error printing: switched off around each checkpoint call, then restored, so a

@@ -2,7 +2,8 @@ import CHDF5
 import CSDLSTM // the version macros only
 import Glibc
 
-/// HDF5 checkpoints of any `Model` (docs/CHECKPOINT.md describes the layout):
+/// HDF5 checkpoints of any `Model` (docs/CHECKPOINT.md describes the layout), after a 512-byte
+/// header that seals the file (`CheckpointSeal`):
 ///
 ///     /                     attributes: format, format_version, library_version, the config
 ///     /<pytorch name>       one float32 dataset per parameter, PyTorch's name and shape
@@ -11,15 +12,17 @@ import Glibc
 ///     /dropout              attributes: <site>_policy, <site>_p for input, between, output, recurrent
 ///     /state                optional: the carried state (LM: h, c as num_layers × batch × hidden)
 ///     /tags                 optional, a tagger whose tags are named: attribute scheme, dataset names
-///     /strings/<name>       one 1-D UTF-8 string dataset per attached table
-///     /metadata             one UTF-8 string attribute per metadata key
+///     /strings/<name>       one 1-D fixed-length UTF-8 string dataset per attached table
+///     /metadata/<key>       one dataset of one fixed-length UTF-8 string per metadata key
 ///
 /// Saving writes a temporary file in the target's directory, fsyncs it, renames it over the target
 /// and fsyncs the directory: a process killed at any point leaves the previous checkpoint intact.
-/// Loading validates the whole file and builds a new model; nothing half-loaded is ever returned.
+/// Loading checks the seal before HDF5 parses anything, then validates the whole file, every size
+/// against what the file stores before it is allocated, and builds a new model; nothing
+/// half-loaded is ever returned.
 public enum Checkpoint {
     public static let format = "sdlstm-checkpoint"
-    public static let formatVersion: Int64 = 1
+    public static let formatVersion: Int64 = 2
     /// Written as `library_version`; equal to `sdlstm_version()` (a test checks it).
     public static let libraryVersion = "\(SDLSTM_VERSION_MAJOR).\(SDLSTM_VERSION_MINOR).\(SDLSTM_VERSION_PATCH)"
 
@@ -90,6 +93,10 @@ public enum Checkpoint {
                             carriedState: Bool = false) throws(SDLSTMError) {
         guard !path.isEmpty else { throw .invalid("path is empty") }
         guard !path.hasSuffix("/") else { throw .invalid("path \"\(path)\" names a directory") }
+        // A group's links all live in its object header; HDF5 allows 65535 there.
+        for (n, what) in [(attachments.strings.count, "string tables"), (attachments.metadata.count, "metadata keys")] where n > H5.maxCompact {
+            throw .invalid("\(n) \(what), a checkpoint holds at most \(H5.maxCompact)")
+        }
         try checkReplaceable(path)
         let (dir, base) = split(path)
         // Before writing, not after: a save that fails, or a process that keeps being killed, then
@@ -103,6 +110,7 @@ public enum Checkpoint {
                 close(tmp.fd)
             }
             try write(model, attachments, carriedState: carriedState, to: tmp.path)
+            try CheckpointSeal.seal(fd: tmp.fd, path)
             guard fsync(tmp.fd) == 0 else { throw .io("\(path): fsync of the temporary file failed: \(errnoText())") }
             _ = fchmod(tmp.fd, modeFor(path))
             guard rename(tmp.path, path) == 0 else {
@@ -118,9 +126,11 @@ public enum Checkpoint {
         defer { if fcpl >= 0 { H5Pclose(fcpl) } }
         let fapl = H5Pcreate(sdl_h5p_file_access())
         defer { if fapl >= 0 { H5Pclose(fapl) } }
-        // Checksummed object headers (the 1.8 format, readable by any HDF5 since 2008), no times.
-        guard fcpl >= 0, fapl >= 0, H5Pset_obj_track_times(fcpl, false) >= 0,
-              H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) >= 0, sdl_h5_no_file_locking(fapl) >= 0 else {
+        // The 1.10 format (readable by HDF5 1.10 and later): checksums on the superblock, object
+        // headers and chunk indexes, where the 1.8 format leaves chunk B-trees unchecked. No times,
+        // and 512 bytes reserved for the seal.
+        guard fcpl >= 0, fapl >= 0, H5.setGroupProperties(fcpl), H5Pset_userblock(fcpl, hsize_t(CheckpointSeal.size)) >= 0,
+              H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) >= 0, sdl_h5_no_file_locking(fapl) >= 0 else {
             throw .io("HDF5 property lists failed\(H5.reason())")
         }
         let f = H5Fcreate(tmp, sdl_h5f_acc_trunc(), fcpl, fapl)
@@ -153,10 +163,12 @@ public enum Checkpoint {
             defer { H5Gclose(g) }
             for name in attachments.strings.keys.sorted() { try H5.writeStrings(g, name, attachments.strings[name]!) }
         }
+        // Metadata values are datasets of one string, not attributes: a value of 64 KiB would not fit
+        // in the object header, and HDF5's dense attribute storage is what a damaged file crashes.
         do {
             let g = try H5.createGroup(f, "metadata")
             defer { H5Gclose(g) }
-            for key in attachments.metadata.keys.sorted() { try H5.writeAttribute(g, key, attachments.metadata[key]!) }
+            for (key, value) in attachments.metadata.sorted(by: { $0.key < $1.key }) { try H5.writeStrings(g, key, [value]) }
         }
         guard H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0 else { throw .io("\(tmp): HDF5 flush failed\(H5.reason())") }
         open = false
@@ -209,49 +221,78 @@ public enum Checkpoint {
 
     // MARK: Loading
 
-    /// Reads and validates the whole file, then returns a new model; E_IO for a missing or unreadable
-    /// file, E_FORMAT (naming the dataset or attribute) for anything else wrong with it.
+    /// Checks the seal, reads and validates the whole file, then returns a new model; E_IO for a
+    /// missing or unreadable file, E_FORMAT (naming the header, dataset or attribute) for anything
+    /// else wrong with it.
     public static func load(from path: String) throws(SDLSTMError) -> Loaded {
         guard !path.isEmpty else { throw .invalid("path is empty") }
-        try checkReadable(path)
+        let (fd, size) = try openReadable(path)
+        defer { close(fd) }
+        do {
+            try CheckpointSeal.verify(fd: fd, length: size)
+        } catch {
+            throw error.prefixed(path)
+        }
         return try H5.session { () throws(SDLSTMError) -> Loaded in
-            guard H5Fis_hdf5(path) > 0 else { throw .format("\(path): not an HDF5 file\(H5.reason())") }
             let fapl = H5Pcreate(sdl_h5p_file_access())
             defer { if fapl >= 0 { H5Pclose(fapl) } }
             guard fapl >= 0, sdl_h5_no_file_locking(fapl) >= 0 else { throw .io("HDF5 property list failed\(H5.reason())") }
-            let f = H5Fopen(path, sdl_h5f_acc_rdonly(), fapl)
-            guard f >= 0 else { throw .format("\(path): damaged or truncated HDF5 file\(H5.reason())") }
+            // HDF5 opens the file just verified (the descriptor's inode), not whatever the path names now.
+            let pinned = "/proc/self/fd/\(fd)"
+            let f = H5Fopen(access(pinned, R_OK) == 0 ? pinned : path, sdl_h5f_acc_rdonly(), fapl)
+            guard f >= 0 else { throw .format("\(path): damaged HDF5 file\(H5.reason())") }
             defer { H5Fclose(f) }
             let root = H5Gopen2(f, "/", H5.defaultPL)
             guard root >= 0 else { throw .format("\(path): the root group cannot be opened\(H5.reason())") }
             defer { H5Gclose(root) }
             do throws(SDLSTMError) {
-                return try Reader(root: root).read()
+                return try Reader(root: root, fileSize: size).read()
             } catch {
-                switch error {
-                case .format(let m): throw .format("\(path): \(m)")
-                case .io(let m): throw .io("\(path): \(m)")
-                default: throw error
-                }
+                throw error.prefixed(path)
             }
         }
+    }
+
+    /// Recomputes the seal of a checkpoint edited by another HDF5 writer (as `tools/sdlstm_checkpoint.py
+    /// seal` does); the file must already have the 512-byte user block.
+    public static func reseal(_ path: String) throws(SDLSTMError) {
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw .io("\(path): cannot open: \(errnoText())") }
+        defer { close(fd) }
+        try CheckpointSeal.seal(fd: fd, path)
     }
 
     /// Reads one open checkpoint; every message names the dataset, group or attribute it is about.
     private struct Reader {
         let root: hid_t
+        /// Bounds every size the file declares.
+        let fileSize: Int
 
         func read() throws(SDLSTMError) -> Loaded {
             try checkFormat()
             let config = try readConfig()
+            let members = try H5.members(root, "the root group", fileSize: fileSize)
+            // The model may allocate no more parameters than the root's datasets store, and 1 MiB: the
+            // slack lets a config that is only slightly off reach the checks below that name the dataset.
+            var stored = 0
+            for m in members where !Checkpoint.groups.contains(m) {
+                guard try H5.kind(root, m, "dataset \(m)") == .dataset else {
+                    throw .format("\(m): expected a dataset, found a group or another object")
+                }
+                let (d, info) = try H5.openChecked(root, m, .float32, "dataset \(m)", fileSize: fileSize)
+                H5Dclose(d)
+                // At most the file: two crafted datasets may claim the same stored chunks.
+                stored = min(stored + info.count * 4, fileSize)
+            }
             let model: any Model
             do {
-                model = try makeModel(config)
+                model = try ParameterBudget.withLimit(bytes: stored + (1 << 20)) { () throws(SDLSTMError) in try makeModel(config) }
             } catch .invalid(let m) {
                 throw .format("the config attributes do not describe a model: \(m)")
+            } catch .format(let m) {
+                throw .format("the config (\(summary(config))) \(m), far more than the file's \(stored) bytes of parameter datasets")
             }
             let parameters = model.parameters
-            let members = try H5.members(root, "the root group")
             let byName = Dictionary(parameters.map { ($0.pytorchName, $0) }, uniquingKeysWith: { a, _ in a })
             for m in members where byName[m] == nil && !Checkpoint.groups.contains(m) {
                 throw .format("unexpected object \"\(m)\" at the root: not a parameter of this \(Checkpoint.name(config.task)) model (\(summary(config))) nor a checkpoint group")
@@ -262,18 +303,12 @@ public enum Checkpoint {
             for g in Checkpoint.groups where !Checkpoint.optionalGroups.contains(g) && !members.contains(g) {
                 throw .format("missing group \"\(g)\"")
             }
-            // Shapes and types of every parameter before reading any values.
+            // Shapes of every parameter before reading any values (types and storage are checked above).
             for p in parameters {
-                guard try H5.kind(root, p.pytorchName, "dataset \(p.pytorchName)") == .dataset else {
-                    throw .format("\(p.pytorchName): expected a dataset, found a group or another object")
-                }
                 let d = H5Dopen2(root, p.pytorchName, H5.defaultPL)
                 guard d >= 0 else { throw .format("dataset \(p.pytorchName): cannot be opened\(H5.reason())") }
                 defer { H5Dclose(d) }
                 let info = try H5.datasetInfo(d, "dataset \(p.pytorchName)")
-                guard info.typeClass == H5T_FLOAT, info.typeSize == 4 else {
-                    throw .format("dataset \(p.pytorchName): type is \(H5.describe(info)), expected float32")
-                }
                 guard info.shape == p.pytorchShape else {
                     throw .format("dataset \(p.pytorchName): shape \(info.shape), but the config (\(summary(config))) needs \(p.pytorchShape)")
                 }
@@ -282,7 +317,7 @@ public enum Checkpoint {
                 guard try H5.kind(root, g, "group \(g)") == .group else { throw .format("\(g): expected a group, found a dataset") }
             }
             for p in parameters {
-                let (_, values) = try H5.readFloats(root, p.pytorchName, shape: p.pytorchShape, "dataset \(p.pytorchName)")
+                let (_, values) = try H5.readFloats(root, p.pytorchName, shape: p.pytorchShape, "dataset \(p.pytorchName)", fileSize: fileSize)
                 do { try p.setPyTorchValues(values) } catch { throw .format("dataset \(p.pytorchName): \(error.message)") }
             }
             var optimizer = Optimizer()
@@ -318,7 +353,7 @@ public enum Checkpoint {
             default: throw .format("attribute format_version: expected an integer")
             }
             guard version == Checkpoint.formatVersion else {
-                throw .format("attribute format_version is \(version); this library reads version \(Checkpoint.formatVersion)")
+                throw .format("attribute format_version is \(version), the header's is \(Checkpoint.formatVersion)")
             }
             try checkAttributes(root, names: names, expected: Checkpoint.rootAttributes, "the root group")
         }
@@ -368,7 +403,7 @@ public enum Checkpoint {
                 throw .format("attribute training/epoch_step (\(o.progress.epochStep)) exceeds training/step (\(o.progress.step))")
             }
             // SGD keeps no per-parameter state: rng_state is the only member.
-            let members = try H5.members(g, "group training")
+            let members = try H5.members(g, "group training", fileSize: fileSize)
             for m in members where m != "rng_state" {
                 throw .format("unexpected object \"training/\(m)\" (the \(kindName) optimizer keeps no state)")
             }
@@ -376,7 +411,7 @@ public enum Checkpoint {
             guard try H5.kind(g, "rng_state", "training/rng_state") == .dataset else {
                 throw .format("training/rng_state: expected a dataset")
             }
-            let s = try H5.readUInt64s(g, "rng_state", count: 4, "dataset training/rng_state")
+            let s = try H5.readUInt64s(g, "rng_state", count: 4, "dataset training/rng_state", fileSize: fileSize)
             guard s.contains(where: { $0 != 0 }) else { throw .format("dataset training/rng_state: all zero is not a valid xoshiro256** state") }
             rng.state = (s[0], s[1], s[2], s[3])
         }
@@ -386,7 +421,7 @@ public enum Checkpoint {
             defer { H5Gclose(g) }
             let expected = DropoutSite.allCases.flatMap { ["\(Checkpoint.name($0))_policy", "\(Checkpoint.name($0))_p"] }
             try checkAttributes(g, names: try H5.attributeNames(g, "group dropout"), expected: expected, "group dropout")
-            if let m = try H5.members(g, "group dropout").first { throw .format("unexpected object \"dropout/\(m)\"") }
+            if let m = try H5.members(g, "group dropout", fileSize: fileSize).first { throw .format("unexpected object \"dropout/\(m)\"") }
             for site in DropoutSite.allCases {
                 let key = "\(Checkpoint.name(site))_policy"
                 let policyName = try string(g, key, in: "dropout")
@@ -410,7 +445,7 @@ public enum Checkpoint {
             let g = try H5.openGroup(root, "tags", "group tags")
             defer { H5Gclose(g) }
             try checkAttributes(g, names: try H5.attributeNames(g, "group tags"), expected: ["scheme"], "group tags")
-            let members = try H5.members(g, "group tags")
+            let members = try H5.members(g, "group tags", fileSize: fileSize)
             for m in members where m != "names" { throw .format("unexpected object \"tags/\(m)\"") }
             guard members.contains("names") else { throw .format("missing dataset \"tags/names\"") }
             guard try H5.kind(g, "names", "tags/names") == .dataset else { throw .format("tags/names: expected a dataset") }
@@ -418,7 +453,7 @@ public enum Checkpoint {
             guard let scheme = TagScheme.allCases.first(where: { Checkpoint.name($0) == schemeName }) else {
                 throw .format("attribute tags/scheme: unknown tag scheme \"\(schemeName)\"")
             }
-            let names = try H5.readStrings(g, "names", "dataset tags/names")
+            let names = try H5.readStrings(g, "names", "dataset tags/names", fileSize: fileSize)
             do {
                 try tagger.setTagNames(names, scheme: scheme)
             } catch .invalid(let m) {
@@ -431,9 +466,9 @@ public enum Checkpoint {
             defer { H5Gclose(g) }
             if let a = try H5.attributeNames(g, "group state").first { throw .format("unexpected attribute state/\(a)") }
             var tensors: [StateTensor] = []
-            for m in try H5.members(g, "group state") {
+            for m in try H5.members(g, "group state", fileSize: fileSize) {
                 guard try H5.kind(g, m, "state/\(m)") == .dataset else { throw .format("state/\(m): expected a dataset") }
-                let (shape, values) = try H5.readFloats(g, m, "dataset state/\(m)")
+                let (shape, values) = try H5.readFloats(g, m, "dataset state/\(m)", fileSize: fileSize)
                 tensors.append(StateTensor(name: m, shape: shape, values: values))
             }
             return tensors
@@ -445,9 +480,9 @@ public enum Checkpoint {
                 let g = try H5.openGroup(root, "strings", "group strings")
                 defer { H5Gclose(g) }
                 if let x = try H5.attributeNames(g, "group strings").first { throw .format("unexpected attribute strings/\(x)") }
-                for m in try H5.members(g, "group strings") {
+                for m in try H5.members(g, "group strings", fileSize: fileSize) {
                     guard try H5.kind(g, m, "strings/\(m)") == .dataset else { throw .format("strings/\(m): expected a dataset") }
-                    let values = try H5.readStrings(g, m, "dataset strings/\(m)")
+                    let values = try H5.readStrings(g, m, "dataset strings/\(m)", fileSize: fileSize)
                     guard !values.isEmpty else { throw .format("dataset strings/\(m): empty table") }
                     do { try a.setStrings(m, values) } catch { throw .format("dataset strings/\(m): \(error.message)") }
                 }
@@ -455,10 +490,12 @@ public enum Checkpoint {
             do {
                 let g = try H5.openGroup(root, "metadata", "group metadata")
                 defer { H5Gclose(g) }
-                if let m = try H5.members(g, "group metadata").first { throw .format("unexpected object \"metadata/\(m)\"") }
-                for key in try H5.attributeNames(g, "group metadata") {
-                    let value = try string(g, key, in: "metadata")
-                    do { try a.setMetadata(key, value) } catch { throw .format("attribute metadata/\(key): \(error.message)") }
+                if let x = try H5.attributeNames(g, "group metadata").first { throw .format("unexpected attribute metadata/\(x)") }
+                for key in try H5.members(g, "group metadata", fileSize: fileSize) {
+                    guard try H5.kind(g, key, "metadata/\(key)") == .dataset else { throw .format("metadata/\(key): expected a dataset") }
+                    let values = try H5.readStrings(g, key, "dataset metadata/\(key)", fileSize: fileSize)
+                    guard values.count == 1 else { throw .format("dataset metadata/\(key): \(values.count) strings, expected 1") }
+                    do { try a.setMetadata(key, values[0]) } catch { throw .format("dataset metadata/\(key): \(error.message)") }
                 }
             }
             return a
@@ -533,18 +570,24 @@ public enum Checkpoint {
 
     // MARK: Files
 
-    /// E_IO unless `path` is an existing regular file this process can read. The type is checked
-    /// before opening, as opening a FIFO waits for a writer; O_NONBLOCK keeps a FIFO swapped in
-    /// between the two from blocking, and fstat then refuses it.
-    private static func checkReadable(_ path: String) throws(SDLSTMError) {
+    /// A descriptor and the size of `path`, E_IO unless it is an existing regular file this process
+    /// can read. The type is checked before opening, as opening a FIFO waits for a writer; O_NONBLOCK
+    /// keeps a FIFO swapped in between the two from blocking, and fstat then refuses it.
+    private static func openReadable(_ path: String) throws(SDLSTMError) -> (fd: Int32, size: Int) {
         var st = stat()
         guard stat(path, &st) == 0 else { throw .io("\(path): cannot open: \(errnoText())") }
         try checkRegular(st, path)
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw .io("\(path): cannot open: \(errnoText())") }
-        defer { close(fd) }
-        guard fstat(fd, &st) == 0 else { throw .io("\(path): cannot stat: \(errnoText())") }
-        try checkRegular(st, path)
+        guard fstat(fd, &st) == 0 else {
+            close(fd)
+            throw .io("\(path): cannot stat: \(errnoText())")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw .io("\(path): not a regular file")
+        }
+        return (fd, Int(st.st_size))
     }
 
     /// E_IO unless the path is missing or a regular file: the rename would put the checkpoint in
@@ -637,3 +680,14 @@ public enum Checkpoint {
 }
 
 func errnoText() -> String { String(cString: strerror(errno)) }
+
+extension SDLSTMError {
+    /// The same error, its message prefixed with the file's path.
+    func prefixed(_ path: String) -> SDLSTMError {
+        switch self {
+        case .format(let m): return .format("\(path): \(m)")
+        case .io(let m): return .io("\(path): \(m)")
+        default: return self
+        }
+    }
+}

@@ -1,3 +1,5 @@
+import Glibc
+
 /// A trainable tensor and its gradient.
 ///
 /// Weights are stored input-major (in × out), the transpose of PyTorch's (out × in): a dropped
@@ -15,6 +17,7 @@ public final class Parameter {
         self.rows = rows
         self.cols = cols
         self.transposed = transposed
+        try ParameterBudget.charge(pytorchName, rows: rows, cols: cols)
         self.value = try Buffer(rows * cols)
         self.grad = try Buffer(rows * cols)
     }
@@ -48,5 +51,43 @@ public final class Parameter {
         for r in 0..<rows {
             for c in 0..<cols { value[r * cols + c] = transposed ? values[c * rows + r] : values[r * cols + c] }
         }
+    }
+}
+
+/// A limit on the parameter bytes models built on this thread may allocate, set while a checkpoint
+/// loader builds the model its config describes: a config that asks for more than the file stores is
+/// refused (`.format`, naming the parameter) before that parameter is allocated, so a small file with
+/// a huge vocab_size costs nothing. Without a limit (model creation) charging does nothing.
+enum ParameterBudget {
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
+
+    private final class Budget {
+        let limit: Int
+        var used = 0
+        init(_ limit: Int) { self.limit = limit }
+    }
+
+    static func withLimit<R>(bytes: Int, _ body: () throws(SDLSTMError) -> R) throws(SDLSTMError) -> R {
+        let budget = Budget(bytes)
+        let outer = pthread_getspecific(key)
+        pthread_setspecific(key, Unmanaged.passUnretained(budget).toOpaque())
+        defer { pthread_setspecific(key, outer) }
+        return try withExtendedLifetime(budget) { () throws(SDLSTMError) -> R in try body() }
+    }
+
+    static func charge(_ name: String, rows: Int, cols: Int) throws(SDLSTMError) {
+        guard let raw = pthread_getspecific(key) else { return }
+        let budget = Unmanaged<Budget>.fromOpaque(raw).takeUnretainedValue()
+        let (count, o1) = rows.multipliedReportingOverflow(by: cols)
+        let (bytes, o2) = count.multipliedReportingOverflow(by: 4)
+        let (used, o3) = budget.used.addingReportingOverflow(bytes)
+        guard !o1, !o2, !o3, used <= budget.limit else {
+            throw .format("needs \(o1 || o2 || o3 ? "more than 2^63" : "\(used)") bytes of parameters by dataset \(name) (\(rows) × \(cols))")
+        }
+        budget.used = used
     }
 }

@@ -165,7 +165,7 @@ final class CheckpointABITests: XCTestCase {
         XCTAssertEqual(out, sentinel, "*out is set only on success")
         XCTAssertTrue(writeBytes("\(dir)/junk.h5", Array("not a checkpoint".utf8)))
         XCTAssertEqual(sdlstm_load("\(dir)/junk.h5", &out), SDLSTM_E_FORMAT)
-        XCTAssertTrue(lastError().contains("not an HDF5 file"), lastError())
+        XCTAssertTrue(lastError().contains("not an sdlstm checkpoint"), lastError())
         XCTAssertEqual(out, sentinel)
         XCTAssertEqual(sdlstm_load(nil, &out), E_INVALID)
         XCTAssertEqual(sdlstm_load("\(dir)/junk.h5", nil), E_INVALID)
@@ -249,6 +249,31 @@ func dirEntries(_ dir: String) -> [String] {
 func removeDirectory(_ dir: String) {
     for name in dirEntries(dir) { unlink("\(dir)/\(name)") }
     rmdir(dir)
+}
+
+/// The checkpoints that crashed, hung or exhausted loads of format 1 (issue 12's reproducers, in
+/// Tests/Fixtures/checkpoints): each is refused with E_FORMAT and a message naming the file, and
+/// leaves no model. Their format-2 counterparts (huge config, unallocated state, damaged bytes)
+/// are built and refused in SDLSTMCoreTests.CheckpointTests and by `make fuzz`.
+final class CheckpointReproducerTests: XCTestCase {
+    static let fixtures: String = {
+        var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(2)
+        return parts.joined(separator: "/") + "/Fixtures/checkpoints"
+    }()
+
+    func testReproducersAreRefused() {
+        let files = dirEntries(Self.fixtures).filter { $0.hasSuffix(".h5") }
+        XCTAssertGreaterThanOrEqual(files.count, 5, "fixtures missing from \(Self.fixtures)")
+        for name in files {
+            let path = "\(Self.fixtures)/\(name)"
+            var m: OpaquePointer?
+            XCTAssertEqual(sdlstm_load(path, &m), SDLSTM_E_FORMAT, name)
+            XCTAssertNil(m, name)
+            let message = lastError()
+            XCTAssertTrue(message.hasPrefix(path + ": ") && message.contains("format-1"), message)
+        }
+    }
 }
 
 /// The bytes of `path`; a missing file throws, so two missing files never compare equal.

@@ -59,12 +59,13 @@ final class CheckpointToolTests: XCTestCase {
         }
         XCTAssertTrue(text.contains("DATASET \"rng_state\" {\n DATATYPE H5T_STD_U64LE\n DATASPACE SIMPLE { ( 4 ) / ( 4 ) }"))
         XCTAssertTrue(text.contains("DATASET \"vocab\" {\n DATATYPE H5T_STRING {"))
+        XCTAssertTrue(text.contains("DATASET \"corpus\" {\n DATATYPE H5T_STRING {"))
         for group in ["training", "dropout", "state", "strings", "metadata"] {
             XCTAssertTrue(text.contains("GROUP \"\(group)\" {"), "no group \(group)")
         }
         for attr in ["format", "format_version", "library_version", "task", "vocab_size", "embed_size", "hidden_size",
                      "num_layers", "init_scale", "seed", "learning_rate", "clip_norm", "step", "epoch", "epoch_step",
-                     "optimizer", "input_policy", "input_p", "recurrent_policy", "corpus"] {
+                     "optimizer", "input_policy", "input_p", "recurrent_policy"] {
             XCTAssertTrue(text.contains("ATTRIBUTE \"\(attr)\" {"), "no attribute \(attr)")
         }
         let (rc2, full) = runCommand([h5dump, "-a", "/format", "-a", "/format_version", "-a", "/task", "-a", "/hidden_size",
@@ -72,8 +73,31 @@ final class CheckpointToolTests: XCTestCase {
         XCTAssertEqual(rc2, 0, full)
         // library_version is the core's Checkpoint.libraryVersion: it must be sdlstm_version().
         let version = "\"\(String(cString: sdlstm_version()))\""
-        for value in ["\"sdlstm-checkpoint\"", "(0): 1\n", "\"language_model\"", "(0): 16\n", version] {
+        for value in ["\"sdlstm-checkpoint\"", "(0): 2\n", "\"language_model\"", "(0): 16\n", version] {
             XCTAssertTrue(full.contains(value), "h5dump -a lacks \(value)\n\(full)")
+        }
+        // The seal is a 512-byte user block; every dataset is chunked with a Fletcher-32 checksum,
+        // and no string is variable-length.
+        let (rc3, props) = runCommand([h5dump, "-B", "-p", "-H", path])
+        XCTAssertEqual(rc3, 0, props)
+        XCTAssertTrue(props.contains("USERBLOCK_SIZE 512"), props)
+        let lines = props.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let datasets = lines.filter { $0.hasPrefix("DATASET \"") }.count
+        XCTAssertEqual(datasets, shapes.count + 3, "datasets: the parameters, state, rng_state, vocab, corpus")
+        XCTAssertEqual(lines.filter { $0 == "CHECKSUM FLETCHER32" }.count, datasets, props)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("CHUNKED (") }.count, datasets, props)
+        XCTAssertFalse(props.contains("H5T_VARIABLE"), props)
+        // The seal checks with the standard library alone (tools/sdlstm_checkpoint.py).
+        let python = "/usr/bin/python3"
+        if access(python, X_OK) == 0 {
+            let tool = "\(Self.repo)/tools/sdlstm_checkpoint.py"
+            XCTAssertEqual(runCommand([python, tool, "verify", path]).0, 0)
+            var bytes = try readBytes(path)
+            bytes[bytes.count / 2] ^= 4
+            XCTAssertTrue(writeBytes(path, bytes))
+            let (bad, message) = runCommand([python, tool, "verify", path])
+            XCTAssertEqual(bad, 1, message)
+            XCTAssertTrue(message.contains("checksum mismatch"), message)
         }
     }
 

@@ -235,7 +235,7 @@ final class CheckpointTests: XCTestCase {
         for size in [1, 100, 4096, 100_000] {
             let p = "\(dir)/random-\(size).h5"
             XCTAssertTrue(FILE_write(p, (0..<size).map { _ in UInt8(truncatingIfNeeded: rng.next()) }))
-            expectLoadError(p, mentioning: ["not an HDF5 file"])
+            expectLoadError(p, mentioning: ["not an sdlstm checkpoint"])
         }
         // The HDF5 signature followed by random bytes.
         let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]
@@ -309,7 +309,8 @@ final class CheckpointTests: XCTestCase {
     }
 
     func testAttributeErrorsNameTheAttribute() throws {
-        try expectBroken(["format_version", "2"]) { f in setInt(f, "format_version", 2) }
+        try expectBroken(["format_version", "3"]) { f in setInt(f, "format_version", 3) }
+        try expectBroken(["format_version", "1"]) { f in setInt(f, "format_version", 1) }
         try expectBroken(["format_version"]) { f in H5Adelete(f, "format_version") }
         try expectBroken(["not an sdlstm checkpoint"]) { f in setString(f, "format", "something-else") }
         try expectBroken(["hidden_size", "expected a non-negative integer"]) { f in setString(f, "hidden_size", "8") }
@@ -333,7 +334,111 @@ final class CheckpointTests: XCTestCase {
         try expectBroken(["dropout/output_policy", "sometimes"]) { f in setString(f, "output_policy", "sometimes", in: "dropout") }
         try expectBroken(["dropout/input", "[0, 1)"]) { f in setFloat(f, "dropout", "input_p", 1.5) }
         try expectBroken(["dropout/recurrent_p", "float32"]) { f in setString(f, "recurrent_p", "0.5", in: "dropout") }
-        try expectBroken(["metadata/corpus", "expected a string"]) { f in setInt(f, "corpus", 3, in: "metadata") }
+        try expectBroken(["metadata/corpus", "expected strings"]) { f in replaceFloats(f, "metadata/corpus", [1], [0]) }
+        try expectBroken(["metadata/corpus", "unexpected attribute"]) { f in setInt(f, "corpus", 3, in: "metadata") }
+    }
+
+    // MARK: The seal, and sizes checked before allocation
+
+    /// A flipped bit anywhere in the file is found by the seal before HDF5 parses a byte.
+    func testTheSealRefusesEveryDamagedByte() throws {
+        let t = try TrainedLM()
+        let path = "\(dir)/m.h5"
+        try Checkpoint.save(t.model, to: path, carriedState: true)
+        let good = try bytes(path)
+        XCTAssertEqual(Array(good[0..<16]), [0x89] + Array("sdlstm-ckpt".utf8) + [0x0d, 0x0a, 0x1a, 0x0a])
+        let p = "\(dir)/flipped.h5"
+        for at in stride(from: 0, to: good.count, by: max(1, good.count / 300)) {
+            var b = good
+            b[at] ^= 1 << UInt8(at % 8)
+            XCTAssertTrue(FILE_write(p, b))
+            expectLoadError(p, mentioning: [at < 512 ? "checkpoint header" : "checksum mismatch"])
+        }
+        XCTAssertTrue(FILE_write(p, good + [0]))
+        expectLoadError(p, mentioning: ["checkpoint header", "appended"])
+    }
+
+    /// The second line: damage the seal does not see (it was recomputed) is found by HDF5's
+    /// checksums or the loader's checks; either way a clean E_FORMAT or a good load, never a crash.
+    func testResealedDamageIsRefusedOrHarmless() throws {
+        let t = try TrainedLM()
+        var a = Attachments()
+        try a.setStrings("vocab", (0..<23).map { "w\($0)" })
+        try a.setMetadata("corpus", "ptb")
+        let path = "\(dir)/m.h5"
+        try Checkpoint.save(t.model, attachments: a, to: path, carriedState: true)
+        let good = try bytes(path)
+        let p = "\(dir)/resealed.h5"
+        var refused = 0, loaded = 0
+        for at in stride(from: 512, to: good.count, by: max(1, good.count / 200)) {
+            var b = good
+            b[at] ^= 0xff
+            XCTAssertTrue(FILE_write(p, b))
+            try Checkpoint.reseal(p)
+            do {
+                _ = try Checkpoint.load(from: p)
+                loaded += 1
+            } catch {
+                guard case .format(let m) = error else { XCTFail("byte \(at): \(error)"); continue }
+                XCTAssertTrue(m.hasPrefix(p + ": "), m)
+                refused += 1
+            }
+        }
+        XCTAssertGreaterThan(refused, loaded, "most bytes of a small checkpoint are metadata or checksummed data")
+    }
+
+    /// A small file that declares a huge model, or a dataset it does not store, is refused by name
+    /// before anything of the declared size is allocated.
+    func testDeclaredSizesAreCheckedBeforeAllocation() throws {
+        try expectBroken(["vocab_size 4194304", "embedding.weight", "bytes of parameter datasets"]) { f in setInt(f, "vocab_size", 1 << 22) }
+        try expectBroken(["hidden_size 65536", "bytes of parameter datasets"]) { f in setInt(f, "hidden_size", 65536) }
+        // A carried state of batch 2^28, declared but never written.
+        try expectBroken(["state/h", "2^31"], carriedState: true) { f in
+            H5Ldelete(f, "state/h", hid_t(0))
+            putTyped(f, "state/h", [2, 1 << 28, 8], sdl_h5t_ieee_f32le(), sdl_h5t_native_float(), [Float](), chunk: [1, 4096, 8], write: false)
+        }
+        try expectBroken(["state/h", "larger than the whole"], carriedState: true) { f in
+            H5Ldelete(f, "state/h", hid_t(0))
+            putTyped(f, "state/h", [2, 1 << 24, 8], sdl_h5t_ieee_f32le(), sdl_h5t_native_float(), [Float](), chunk: [1, 4096, 8], write: false)
+        }
+        try expectBroken(["state/h", "0 of its 1 chunks are stored"], carriedState: true) { f in
+            H5Ldelete(f, "state/h", hid_t(0))
+            putTyped(f, "state/h", [2, 3, 8], sdl_h5t_ieee_f32le(), sdl_h5t_native_float(), [Float](), write: false)
+        }
+        try expectBroken(["decoder.bias", "not chunked"]) { f in
+            H5Ldelete(f, "decoder.bias", hid_t(0))
+            putTyped(f, "decoder.bias", [23], sdl_h5t_ieee_f32le(), sdl_h5t_native_float(), [Float](repeating: 0, count: 23), contiguous: true)
+        }
+        try expectBroken(["decoder.bias", "compression"]) { f in
+            H5Ldelete(f, "decoder.bias", hid_t(0))
+            putTyped(f, "decoder.bias", [23], sdl_h5t_ieee_f32le(), sdl_h5t_native_float(), [Float](repeating: 0, count: 23), deflate: true)
+        }
+    }
+
+    /// Variable-length strings live in HDF5's unchecked global heap, whose reader damaged files
+    /// crash: format 2 refuses them by their type, before reading one.
+    func testVariableLengthStringsAreRefusedUnread() throws {
+        try expectBroken(["attribute task", "variable-length"]) { f in setString(f, "task", "language_model", variable: true) }
+        try expectBroken(["metadata/corpus", "variable-length"]) { f in putVariableStrings(f, "metadata/corpus", [[0x61]]) }
+    }
+
+    /// HDF5 1.10's dense link and attribute storage (outside the object header) frees garbage
+    /// pointers on some damaged heaps: checkpoints keep both in the object header, and a loader
+    /// refuses the dense kind before listing it.
+    func testDenseStorageIsRefusedUnread() throws {
+        try expectBroken(["group dropout", "attributes kept outside the object header"]) { f in
+            H5Ldelete(f, "dropout", hid_t(0))
+            let g = H5Gcreate2(f, "dropout", hid_t(0), hid_t(0), hid_t(0))
+            for i in 0..<9 { setInt(g, "x\(i)", 1) }
+            H5Gclose(g)
+        }
+        try expectBroken(["group strings", "links kept outside the object header"]) { f in
+            H5Ldelete(f, "strings", hid_t(0))
+            let g = H5Gcreate2(f, "strings", hid_t(0), hid_t(0), hid_t(0))
+            for i in 0..<9 { putStrings(g, "t\(i)", [[0x61]]) }
+            H5Gclose(g)
+        }
+        try expectBroken(["strings/vocab", "variable-length"]) { f in putVariableStrings(f, "strings/vocab", [[0x61]]) }
     }
 
     // MARK: Tagger
@@ -413,6 +518,9 @@ final class CheckpointTests: XCTestCase {
         edit(f)
         sdl_h5_quiet_end(quiet)
         XCTAssertGreaterThanOrEqual(H5Fclose(f), 0, file: file, line: line)
+        // The edit changed the bytes the seal covers: recompute it, so the load gets past the seal to
+        // the HDF5 object the test broke.
+        XCTAssertNoThrow(try Checkpoint.reseal(path), file: file, line: line)
         expectLoadError(path, mentioning: words, file: file, line: line)
     }
 
@@ -540,13 +648,23 @@ private func FILE_write(_ path: String, _ bytes: [UInt8]) -> Bool {
     return bytes.isEmpty || fwrite(bytes, 1, bytes.count, f) == bytes.count
 }
 
-private func putTyped<T>(_ loc: hid_t, _ name: String, _ shape: [Int], _ fileType: hid_t, _ memType: hid_t, _ values: [T]) {
+/// A dataset stored as checkpoints store them (chunked, Fletcher-32) unless `contiguous`.
+private func putTyped<T>(_ loc: hid_t, _ name: String, _ shape: [Int], _ fileType: hid_t, _ memType: hid_t, _ values: [T],
+                         contiguous: Bool = false, deflate: Bool = false, chunk: [Int]? = nil, write: Bool = true) {
     var dims = shape.map { hsize_t($0) }
     let space = H5Screate_simple(Int32(dims.count), &dims, nil)
-    let d = H5Dcreate2(loc, name, fileType, space, hid_t(0), hid_t(0), hid_t(0))
+    let dcpl = H5Pcreate(sdl_h5p_dataset_create())
+    if !contiguous {
+        var c = (chunk ?? shape).map { hsize_t($0) }
+        H5Pset_chunk(dcpl, Int32(c.count), &c)
+        if deflate { H5Pset_deflate(dcpl, 6) }
+        H5Pset_fletcher32(dcpl)
+    }
+    let d = H5Dcreate2(loc, name, fileType, space, hid_t(0), dcpl, hid_t(0))
     precondition(d >= 0, "cannot create \(name)")
-    _ = values.withUnsafeBytes { H5Dwrite(d, memType, hid_t(0), hid_t(0), hid_t(0), $0.baseAddress) }
+    if write { _ = values.withUnsafeBytes { H5Dwrite(d, memType, hid_t(0), hid_t(0), hid_t(0), $0.baseAddress) } }
     H5Dclose(d)
+    H5Pclose(dcpl)
     H5Sclose(space)
 }
 
@@ -559,8 +677,22 @@ private func replaceFloats(_ loc: hid_t, _ name: String, _ shape: [Int], _ value
     putFloats(loc, name, shape, values)
 }
 
-/// A 1-D dataset of variable-length UTF-8 strings from raw bytes (which need not be valid UTF-8).
+/// A 1-D dataset of fixed-length UTF-8 strings from raw bytes (which need not be valid UTF-8).
 private func putStrings(_ loc: hid_t, _ name: String, _ values: [[UInt8]]) {
+    H5Ldelete(loc, name, hid_t(0))
+    let width = values.map(\.count).max()!
+    let type = H5Tcopy(sdl_h5t_c_s1())
+    H5Tset_size(type, width)
+    H5Tset_strpad(type, H5T_STR_NULLPAD)
+    H5Tset_cset(type, H5T_CSET_UTF8)
+    var bytes = [UInt8](repeating: 0, count: values.count * width)
+    for (i, v) in values.enumerated() { bytes.replaceSubrange((i * width)..<(i * width + v.count), with: v) }
+    putTyped(loc, name, [values.count], type, type, bytes)
+    H5Tclose(type)
+}
+
+/// A 1-D dataset of variable-length strings, the format-1 kind that format 2 refuses unread.
+private func putVariableStrings(_ loc: hid_t, _ name: String, _ values: [[UInt8]]) {
     H5Ldelete(loc, name, hid_t(0))
     let type = H5Tcopy(sdl_h5t_c_s1())
     H5Tset_size(type, sdl_h5t_variable())
@@ -571,7 +703,7 @@ private func putStrings(_ loc: hid_t, _ name: String, _ values: [[UInt8]]) {
         p[v.count] = 0
         return p
     }
-    putTyped(loc, name, [values.count], type, type, copies)
+    putTyped(loc, name, [values.count], type, type, copies, contiguous: true)
     for p in copies { p?.deallocate() }
     H5Tclose(type)
 }
@@ -602,13 +734,27 @@ private func setFloat(_ f: hid_t, _ group: String, _ name: String, _ value: Floa
     withObject(f, group) { replaceAttribute($0, name, sdl_h5t_ieee_f32le(), sdl_h5t_native_float(), value) }
 }
 
-private func setString(_ f: hid_t, _ name: String, _ value: String, in group: String? = nil) {
+/// A fixed-length string attribute, as checkpoints store them; `variable`: the format-1 kind.
+private func setString(_ f: hid_t, _ name: String, _ value: String, in group: String? = nil, variable: Bool = false) {
     withObject(f, group) { obj in
         let type = H5Tcopy(sdl_h5t_c_s1())
-        H5Tset_size(type, sdl_h5t_variable())
-        let copy = strdup(value)
-        replaceAttribute(obj, name, type, type, UnsafePointer(copy))
-        free(copy)
+        if variable {
+            H5Tset_size(type, sdl_h5t_variable())
+            let copy = strdup(value)
+            replaceAttribute(obj, name, type, type, UnsafePointer(copy))
+            free(copy)
+        } else {
+            let bytes = Array(value.utf8)
+            H5Tset_size(type, bytes.count)
+            H5Tset_strpad(type, H5T_STR_NULLPAD)
+            H5Adelete(obj, name)
+            let space = H5Screate(H5S_SCALAR)
+            let a = H5Acreate2(obj, name, type, space, hid_t(0), hid_t(0))
+            precondition(a >= 0, "cannot create attribute \(name)")
+            _ = bytes.withUnsafeBytes { H5Awrite(a, type, $0.baseAddress) }
+            H5Aclose(a)
+            H5Sclose(space)
+        }
         H5Tclose(type)
     }
 }
