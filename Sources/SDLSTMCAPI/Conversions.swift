@@ -51,34 +51,10 @@ func task(_ t: sdlstm_task) throws(SDLSTMError) -> Task {
 }
 
 func coreConfig(_ c: sdlstm_config) throws(SDLSTMError) -> ModelConfig {
-    var config = ModelConfig(task: try task(c.task))
-    config.vocabSize = Int(c.vocab_size)
-    config.embedSize = Int(c.embed_size)
-    config.hiddenSize = Int(c.hidden_size)
-    config.numLayers = Int(c.num_layers)
-    config.initScale = c.init_scale
-    config.seed = c.seed
-    config.targetVocabSize = Int(c.target_vocab_size)
-    config.bidirectional = c.bidirectional != 0
-    config.inputFeeding = c.input_feeding != 0
-    config.numTags = Int(c.num_tags)
-    config.charVocabSize = Int(c.char_vocab_size)
-    config.charEmbedSize = Int(c.char_embed_size)
-    config.charHiddenSize = Int(c.char_hidden_size)
-    config.useCRF = c.use_crf != 0
-    return config
+    ModelConfig(c, task: try task(c.task))
 }
 
-func cConfig(_ config: ModelConfig) -> sdlstm_config {
-    sdlstm_config(struct_size: MemoryLayout<sdlstm_config>.size, task: sdlstm_task(UInt32(config.task.rawValue)),
-                  vocab_size: Int32(config.vocabSize), embed_size: Int32(config.embedSize),
-                  hidden_size: Int32(config.hiddenSize), num_layers: Int32(config.numLayers),
-                  init_scale: config.initScale, seed: config.seed,
-                  target_vocab_size: Int32(config.targetVocabSize), bidirectional: config.bidirectional ? 1 : 0,
-                  input_feeding: config.inputFeeding ? 1 : 0, num_tags: Int32(config.numTags),
-                  char_vocab_size: Int32(config.charVocabSize), char_embed_size: Int32(config.charEmbedSize),
-                  char_hidden_size: Int32(config.charHiddenSize), use_crf: config.useCRF ? 1 : 0)
-}
+func cConfig(_ config: ModelConfig) -> sdlstm_config { config.cStruct }
 
 func coreBatch(_ batch: UnsafePointer<sdlstm_batch>?, _ name: String = "batch") throws(SDLSTMError) -> Batch {
     let b = try copyIn(batch, name, defaults: sdlstm_batch())
