@@ -195,22 +195,6 @@ public final class MaskedLinear {
     }
 }
 
-/// Tallies the GEMM multiply-adds of a step and those the kept-column path leaves out.
-public struct MACCount {
-    public internal(set) var total = 0, skipped = 0
-
-    public init() {}
-
-    /// An LSTM layer's input and recurrent products over its last window. The recurrent backward
-    /// data pass has no step 0 unless a gradient flowed into the initial state.
-    mutating func add(_ lstm: LSTMLayer) {
-        lstm.input.countMACs(into: &self)
-        lstm.recurrent.countMACs(into: &self, backwardData: lstm.recurrentBackwardSteps)
-    }
-
-    public var skippedFraction: Double { total == 0 ? 0 : Double(skipped) / Double(total) }
-}
-
 /// Σ_rows G: the bias gradient of a linear map, G rows × n (overwritten into `out`).
 func columnSums(_ g: UnsafePointer<Float>, rows: Int, n: Int, into out: UnsafeMutablePointer<Float>) {
     out.update(repeating: 0, count: n)
