@@ -106,31 +106,15 @@ int main(int argc, char **argv) {
     /* One voice: the ranks compute the same numbers, rank 0 reports them. */
     if (rank != 0 && (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))) MPI_Abort(MPI_COMM_WORLD, 1);
     double t0 = now_s();
-    lm_options lo = {
-        .train = {.hidden = 200, .layers = 2, .embed = 0, .epochs = 1, .batch = 20, .lr = 20.0, .lr_decay = 0.5,
-                  .decay_after = 4, .clip = 0.25, .init = 0.1, .policy = 3, .p_nr = 0.5, .threads = available_cores(),
-                  .seed = 1},
-        .bptt = 35,
-    };
+    lm_options lo = lm_defaults();
     train_options *o = &lo.train;
     const char *data_dir = NULL, *loss_log = NULL;
     flag flags[] = {
-        {.name = "--data", .kind = FLAG_TEXT, .value = &data_dir, .arg = "DIR", .help = "directory holding ptb.train.txt, ptb.valid.txt, ptb.test.txt"},
-        {.name = "--hidden", .kind = FLAG_INT, .value = &o->hidden, .arg = "N", .help = "LSTM width (200)", .min = 1, .max = big, .fixed = true},
-        {.name = "--layers", .kind = FLAG_INT, .value = &o->layers, .arg = "N", .help = "stacked LSTM layers (2)", .min = 1, .max = big, .fixed = true},
-        {.name = "--embed", .kind = FLAG_INT, .value = &o->embed, .arg = "N", .help = "embedding width (= hidden)", .min = 1, .max = big, .fixed = true},
+        LM_SHARED_FLAGS(&lo, o, data_dir),
         {.name = "--epochs", .kind = FLAG_INT, .value = &o->epochs, .arg = "N", .help = "training epochs (1); with --load, more epochs", .min = 0, .max = big},
-        {.name = "--max-steps", .kind = FLAG_INT64, .value = &o->max_steps, .arg = "N", .help = "cap on training steps per epoch, 0 = no cap (0)", .min = 0},
         {.name = "--batch", .kind = FLAG_INT, .value = &o->batch, .arg = "N", .help = "parallel streams of the global batch, shared out over the ranks (20)", .min = 1, .max = big, .fixed = true},
-        {.name = "--bptt", .kind = FLAG_INT, .value = &lo.bptt, .arg = "N", .help = "truncated-BPTT window (35)", .min = 1, .max = big, .fixed = true},
         {.name = "--lr", .kind = FLAG_REAL, .value = &o->lr, .arg = "F", .help = "learning rate for the mean token loss of the global batch (20)", .range = POSITIVE, .fixed = true},
-        {.name = "--lr-decay", .kind = FLAG_REAL, .value = &o->lr_decay, .arg = "F", .help = "factor applied to lr each epoch after --decay-after (0.5)", .range = POSITIVE, .fixed = true},
-        {.name = "--decay-after", .kind = FLAG_INT, .value = &o->decay_after, .arg = "N", .help = "epochs trained at the full lr (4)", .min = 0, .max = big, .fixed = true},
         {.name = "--clip", .kind = FLAG_REAL, .value = &o->clip, .arg = "F", .help = "clip of the global batch's gradient norm, 0 = off (0.25)", .range = NON_NEGATIVE, .fixed = true},
-        {.name = "--init", .kind = FLAG_REAL, .value = &o->init, .arg = "F", .help = "parameters start uniform in [-F, F] (0.1)", .range = POSITIVE, .fixed = true},
-        {.name = "--policy", .kind = FLAG_CHOICE, .value = &o->policy, .arg = "P", .help = "none|variational|standard|structured|structured-fixed (structured)", .choices = policy_names, .fixed = true},
-        {.name = "--p-nr", .kind = FLAG_REAL, .value = &o->p_nr, .arg = "F", .help = "drop probability on INPUT, BETWEEN (layers >= 2), OUTPUT (0.5)", .range = PROBABILITY, .fixed = true},
-        {.name = "--p-rh", .kind = FLAG_REAL, .value = &o->p_rh, .arg = "F", .help = "drop probability on RECURRENT, 0 = off (0)", .range = PROBABILITY, .fixed = true},
         {.name = "--threads", .kind = FLAG_INT, .value = &o->threads, .arg = "N", .help = "threads per rank (the cores available to the rank)", .min = 1, .max = 4096},
         {.name = "--seed", .kind = FLAG_U64, .value = &o->seed, .arg = "N", .help = "initialisation and dropout seed, the same on every rank (1)", .fixed = true},
         {.name = "--save", .kind = FLAG_TEXT, .value = &o->save_path, .arg = "FILE", .help = "rank 0 saves a checkpoint after every epoch and at the end"},

@@ -236,3 +236,12 @@ bool lm_evaluate(sdlstm_model *m, batcher *b, double *ppl) {
     *ppl = ppl_of(loss_sum, tokens);
     return true;
 }
+
+lm_options lm_defaults(void) {
+    return (lm_options){
+        .train = {.hidden = 200, .layers = 2, .embed = 0, .epochs = 1, .batch = 20, .lr = 20.0, .lr_decay = 0.5,
+                  .decay_after = 4, .clip = 0.25, .init = 0.1, .policy = 3, .p_nr = 0.5, .threads = available_cores(),
+                  .seed = 1},
+        .bptt = 35,
+    };
+}

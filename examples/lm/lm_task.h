@@ -19,6 +19,26 @@ typedef struct lm_options {
     int32_t bptt;
 } lm_options;
 
+/* The defaults of a PTB run (PyTorch's word-LM example: 2 x 200, lr 20, clip 0.25, p 0.5). */
+lm_options lm_defaults(void);
+
+/* The flags of a training run that lm and lm-mpi read alike, into lo (train_options *o = &lo->train)
+ * and data_dir; each program adds those it words its own way (batch, lr, clip, threads, seed, save,
+ * load, epochs). */
+#define LM_SHARED_FLAGS(lo, o, data_dir) \
+    {.name = "--data", .kind = FLAG_TEXT, .value = &(data_dir), .arg = "DIR", .help = "directory holding ptb.train.txt, ptb.valid.txt, ptb.test.txt"}, \
+    {.name = "--hidden", .kind = FLAG_INT, .value = &(o)->hidden, .arg = "N", .help = "LSTM width (200)", .min = 1, .max = big, .fixed = true}, \
+    {.name = "--layers", .kind = FLAG_INT, .value = &(o)->layers, .arg = "N", .help = "stacked LSTM layers (2)", .min = 1, .max = big, .fixed = true}, \
+    {.name = "--embed", .kind = FLAG_INT, .value = &(o)->embed, .arg = "N", .help = "embedding width (= hidden)", .min = 1, .max = big, .fixed = true}, \
+    {.name = "--max-steps", .kind = FLAG_INT64, .value = &(o)->max_steps, .arg = "N", .help = "cap on training steps per epoch, 0 = no cap (0)", .min = 0}, \
+    {.name = "--bptt", .kind = FLAG_INT, .value = &(lo)->bptt, .arg = "N", .help = "truncated-BPTT window (35)", .min = 1, .max = big, .fixed = true}, \
+    {.name = "--lr-decay", .kind = FLAG_REAL, .value = &(o)->lr_decay, .arg = "F", .help = "factor applied to lr each epoch after --decay-after (0.5)", .range = POSITIVE, .fixed = true}, \
+    {.name = "--decay-after", .kind = FLAG_INT, .value = &(o)->decay_after, .arg = "N", .help = "epochs trained at the full lr (4)", .min = 0, .max = big, .fixed = true}, \
+    {.name = "--init", .kind = FLAG_REAL, .value = &(o)->init, .arg = "F", .help = "parameters start uniform in [-F, F] (0.1)", .range = POSITIVE, .fixed = true}, \
+    {.name = "--policy", .kind = FLAG_CHOICE, .value = &(o)->policy, .arg = "P", .help = "none|variational|standard|structured|structured-fixed (structured)", .choices = policy_names, .fixed = true}, \
+    {.name = "--p-nr", .kind = FLAG_REAL, .value = &(o)->p_nr, .arg = "F", .help = "drop probability on INPUT, BETWEEN (layers >= 2), OUTPUT (0.5)", .range = PROBABILITY, .fixed = true}, \
+    {.name = "--p-rh", .kind = FLAG_REAL, .value = &(o)->p_rh, .arg = "F", .help = "drop probability on RECURRENT, 0 = off (0)", .range = PROBABILITY, .fixed = true}
+
 typedef struct corpus {
     int32_t *ids;
     int64_t size;
