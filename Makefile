@@ -230,6 +230,7 @@ endef
 
 fuzz: deps-test $(FUZZ)
 	$(call run_fuzz,$(FUZZ_CASES),$(FUZZ_SEED))
+	$(MAKE) -s sanitize SANITIZE_ABI_CALLS=$(FUZZ_CASES)
 
 test-fuzz: deps-test $(FUZZ) $(LM)
 	$(call run_fuzz,600,1)
@@ -254,12 +255,14 @@ test-kill: $(SAVE_KILL)
 # not instrumented: this checks the clients and every buffer they hand across the ABI. About 20 s.
 SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
 SANITIZE_DIR   := build/sanitize
+# Random ABI calls (fuzz/fuzz_abi.c) under the sanitizers; `make fuzz` runs FUZZ_CASES of them.
+SANITIZE_ABI_CALLS ?= 2000
 sanitize: lib
 	@mkdir -p $(SANITIZE_DIR)
 	@build() { out=$$1; shift; $(CC) $(CFLAGS) $(SANITIZE_FLAGS) -Iinclude -Iexamples/common "$$@" -Lbuild/lib \
 	  -Wl,-rpath,$(CURDIR)/build/lib -lsdlstm -lm -o $(SANITIZE_DIR)/$$out || exit 1; }; \
 	build quickstart examples/quickstart.c; build lm $(LM_SOURCES); build ner $(NER_SOURCES); build nmt $(NMT_SOURCES); \
-	build save_kill Tests/c/save_kill.c; \
+	build save_kill Tests/c/save_kill.c; build fuzz_abi fuzz/fuzz_abi.c; \
 	c++ -std=c++17 $(SANITIZE_FLAGS) -Iinclude examples/cpp/lm_generate.cpp -Lbuild/lib -Wl,-rpath,$(CURDIR)/build/lib -lsdlstm \
 	  -o $(SANITIZE_DIR)/lm_generate || exit 1
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
@@ -278,7 +281,8 @@ sanitize: lib
 	run $$d/nmt --data $$tmp/m30k --src de --tgt en --hidden 32 --embed 32 --epochs 1 --max-steps 5 --threads 2 --out $$tmp/hyp.en; \
 	run $$d/save_kill 50 2; \
 	run $$d/lm_generate $$tmp/cpp.h5; \
-	echo "sanitize: quickstart, lm (train, save, load), ner, nmt, save_kill and the C++ lm_generate ran clean under ASan + UBSan"
+	run $$d/fuzz_abi $(SANITIZE_ABI_CALLS) 1 $$tmp; \
+	echo "sanitize: quickstart, lm (train, save, load), ner, nmt, save_kill, the C++ lm_generate and $(SANITIZE_ABI_CALLS) random ABI calls (fuzz/fuzz_abi.c) ran clean under ASan + UBSan"
 
 # The examples applied to a checkpoint alone (no --data), each trained for seconds on a slice of its
 # data. sdlstm-lm: scores a text it never saw, with invented words (counted as <unk>), to the
